@@ -1,0 +1,36 @@
+/// Where things live in guest physical memory (design.md, "Guest physical memory map").
+public enum MemoryMap {
+    public static let pageSize: UInt64 = 0x1000
+    public static let bootGDT: GuestAddress = 0x500
+    public static let pvhStartInfo: GuestAddress = 0x6000
+    public static let zeroPage: GuestAddress = 0x7000
+    public static let bootStackPointer: GuestAddress = 0x8ff0
+    public static let pageTables: GuestAddress = 0x9000
+    public static let mpTable: GuestAddress = 0x9fc00
+    /// From the MP table to the end of the BIOS area: reserved in the e820 map.
+    public static let reservedLow: ClosedRange<UInt64> = 0x9fc00...0xfffff
+    public static let commandLine: GuestAddress = 0x20000
+    public static let commandLineMaxSize = 2048
+    public static let kernelLoad: GuestAddress = 0x100000
+    /// Start of the 32-bit MMIO gap: virtio-mmio devices, then IOAPIC and LAPIC.
+    public static let mmioGapStart: GuestAddress = 0xd000_0000
+    public static let mmioGapEnd: GuestAddress = 0x1_0000_0000
+    public static let virtioMMIOBase: GuestAddress = 0xd000_0000
+    public static let virtioMMIOStride: UInt64 = 0x1000
+    public static let firstVirtioIRQ: UInt32 = 5
+    public static let ioapic: GuestAddress = 0xfec0_0000
+    public static let lapic: GuestAddress = 0xfee0_0000
+    /// KVM's three-page TSS and its identity-map page, just below the IOAPIC.
+    public static let kvmTSS: GuestAddress = 0xfffb_d000
+    public static let kvmIdentityMap: GuestAddress = 0xfffb_c000
+
+    /// The RAM regions for `size` bytes: below the 32-bit gap, and the rest from 4 GiB.
+    public static func ramRegions(size: UInt64) -> [(start: GuestAddress, size: UInt64)] {
+        let low = min(size, mmioGapStart.rawValue)
+        var regions = [(start: GuestAddress(0), size: low)]
+        if size > low {
+            regions.append((start: mmioGapEnd, size: size - low))
+        }
+        return regions
+    }
+}

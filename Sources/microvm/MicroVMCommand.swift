@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct MicroVMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "microvm",
+        abstract: "A minimal KVM virtual machine monitor.",
+        version: "0.1.0",
+        subcommands: [HostCommand.self]
+    )
+}
