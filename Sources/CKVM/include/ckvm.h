@@ -5,8 +5,10 @@
 #define CKVM_H
 
 #include <linux/kvm.h>
-// eventfd is how KVM signals ioeventfds and takes irqfds; Glibc does not export it to Swift.
+// Linux interfaces the VMM uses beside KVM that Swift's Glibc module does not export:
+// eventfd (ioeventfd, irqfd, thread wake-ups) and signalfd (signals in the event loop).
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 
 // System ioctls (on the /dev/kvm fd).
 static const unsigned long CKVM_GET_API_VERSION = KVM_GET_API_VERSION;

@@ -1,0 +1,49 @@
+import Glibc
+
+/// Where the guest's console output goes: a file descriptor (the terminal or a
+/// pipe) and, optionally, a log file that gets a copy.
+public final class ConsoleOutput: @unchecked Sendable {
+    private let fd: Int32
+    private let log: Int32?
+
+    /// Opens (truncating) `logPath` if given.
+    public init(fd: Int32 = STDOUT_FILENO, logPath: String? = nil) throws(BootError) {
+        self.fd = fd
+        if let logPath {
+            let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard logFD >= 0 else {
+                throw .unreadable(file: logPath, reason: "cannot open the console log: \(String(cString: strerror(errno)))")
+            }
+            log = logFD
+        } else {
+            log = nil
+        }
+    }
+
+    deinit {
+        if let log { close(log) }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        Self.writeAll(fd, bytes)
+        if let log { Self.writeAll(log, bytes) }
+    }
+
+    /// Writes everything unless the reader is gone; a closed terminal must not stop the guest.
+    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN {
+                    var descriptor = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    poll(&descriptor, 1, 100)
+                    continue
+                }
+                return
+            }
+            offset += written
+        }
+    }
+}

@@ -1,0 +1,37 @@
+/// How a VM run ended, and what the process should report and return.
+public enum VMExit: Equatable, Sendable {
+    /// The guest reset the machine (reboot through the i8042).
+    case reset
+    /// The user quit from the console (Ctrl-A x).
+    case userQuit
+    /// A signal asked microvm to stop.
+    case signal(Int32)
+    /// The guest triple-faulted (KVM_EXIT_SHUTDOWN).
+    case tripleFault(rip: UInt64)
+    /// KVM could not run the guest on; the diagnosis names the instruction.
+    case internalError(String)
+    /// The VMM itself failed while the guest ran.
+    case vmmError(String)
+
+    /// 0 for a guest reboot or a user quit, 128+N for signal N, 2 for a guest that
+    /// crashed or could not be run, 1 for a VMM failure.
+    public var status: Int32 {
+        switch self {
+        case .reset, .userQuit: return 0
+        case .signal(let number): return 128 + number
+        case .tripleFault, .internalError: return 2
+        case .vmmError: return 1
+        }
+    }
+
+    /// The one line to show the user, if the exit is worth a word.
+    public var message: String? {
+        switch self {
+        case .reset, .userQuit: return nil
+        case .signal(let number): return "stopped by signal \(number)"
+        case .tripleFault(let rip): return "guest stopped: triple fault (KVM_EXIT_SHUTDOWN) at RIP 0x\(String(rip, radix: 16))"
+        case .internalError(let diagnosis): return diagnosis
+        case .vmmError(let message): return message
+        }
+    }
+}

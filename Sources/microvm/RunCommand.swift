@@ -1,0 +1,83 @@
+import ArgumentParser
+import Glibc
+import VMM
+
+/// `microvm run`: boot a kernel with an initrd and connect its serial console.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Boot a Linux kernel (bzImage or ELF vmlinux) with its console on this terminal.",
+        discussion: """
+            Without --kernel, boots the minimal Linux and busybox initrd that scripts/build-guest builds.
+            On a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A. Exits 0 when the guest reboots.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Kernel to boot: a bzImage or an ELF vmlinux.", valueName: "path"))
+    var kernel: String?
+
+    @Option(help: ArgumentHelp("Initial ramdisk.", valueName: "path"))
+    var initrd: String?
+
+    @Option(help: ArgumentHelp("Kernel command line (default: \"\(VMConfiguration.defaultCommandLine)\"); what this host needs is added.", valueName: "text"))
+    var cmdline: String?
+
+    @Option(help: ArgumentHelp("Guest memory, with a K, M or G suffix; a plain number is MiB.", valueName: "size"))
+    var memory: String = "256M"
+
+    @Option(help: ArgumentHelp("Also write the guest's console output to this file.", valueName: "path"))
+    var consoleLog: String?
+
+    @Flag(help: "Print nothing of microvm's own unless something fails.")
+    var quiet = false
+
+    @Flag(help: "On exit, print start-up timestamps (VM built, first KVM_RUN, first console byte, exit) as JSON on stderr.")
+    var bootTimer = false
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let events = BootEvents()
+        do {
+            let exit = try boot(events: events)
+            if let message = exit.message {
+                report(message)
+            }
+            if bootTimer {
+                report("boot-timer: \(events.json)")
+            }
+            throw ExitCode(exit.status)
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            report("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    private func boot(events: BootEvents) throws -> VMExit {
+        let memorySize = try MemorySize.parse(memory)
+        var kernelPath = kernel
+        var initrdPath = initrd
+        if kernelPath == nil {
+            let guest = try DefaultGuest.locate()
+            kernelPath = guest.kernel
+            initrdPath = initrdPath ?? guest.initrd
+            if !quiet { report("booting the default guest: \(guest.kernel) with \(guest.initrd)") }
+        }
+        let configuration = VMConfiguration(
+            kernel: kernelPath!,
+            initrd: initrdPath,
+            commandLine: KernelCommandLine(cmdline ?? VMConfiguration.defaultCommandLine),
+            memorySize: memorySize,
+            consoleLog: consoleLog
+        )
+        let output = try ConsoleOutput(logPath: consoleLog)
+        let vm = try MicroVM(configuration, output: output, events: events)
+        return vm.run()
+    }
+
+    private func report(_ message: String) {
+        let line = "microvm: \(message)\n"
+        _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+
+/// Bad input from the command line: one line on stderr, exit status 1, never a trap.
+@Suite(.enabled(if: KVMHost.isAvailable && GuestImages.haveTestGuest, GuestImages.missingTestGuest))
+struct BadInputTests {
+    static let scratch: URL = {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("microvm-bad-input-\(getpid())")
+        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }()
+
+    static func file(_ name: String, _ bytes: [UInt8]) -> String {
+        let url = scratch.appendingPathComponent(name)
+        try? Data(bytes).write(to: url)
+        return url.path
+    }
+
+    static var elf32: [UInt8] {
+        var header = [UInt8](repeating: 0, count: 52)
+        header.replaceSubrange(0..<7, with: [0x7f, 0x45, 0x4c, 0x46, 1, 1, 1])
+        header[16] = 2
+        header[18] = 3
+        return header
+    }
+
+    static var truncatedBzImage: [UInt8] {
+        Array((FileManager.default.contents(atPath: GuestImages.testGuestBzImage) ?? Data()).prefix(0x300))
+    }
+
+    static let cases: [(arguments: [String], message: String)] = [
+        (["--kernel", "/nonexistent/vmlinux"], "cannot read /nonexistent/vmlinux: No such file or directory"),
+        (["--kernel", "/tmp"], "cannot read /tmp: it is a directory"),
+        (["--kernel", file("empty", [])], "the file is empty"),
+        (["--kernel", file("random", (0..<8192).map { _ in UInt8.random(in: 0...255) })], "not a bzImage"),
+        (["--kernel", file("elf32", elf32)], "a 32-bit ELF file (machine 3); microvm boots x86_64 kernels"),
+        (["--kernel", file("truncated", truncatedBzImage)], "(truncated?)"),
+        (["--kernel", GuestImages.testGuestELF, "--initrd", "/nonexistent/initrd"], "cannot read /nonexistent/initrd"),
+        (["--kernel", GuestImages.testGuestELF, "--memory", "0"], "memory size '0' is too small"),
+        (["--kernel", GuestImages.testGuestELF, "--memory", "1T"], "memory size '1T' is more than this host's"),
+        (["--kernel", GuestImages.testGuestELF, "--memory", "many"], "memory size 'many' is not a number"),
+        (["--kernel", GuestImages.testGuestELF, "--cmdline", String(repeating: "x", count: 10_000)],
+         "bytes is longer than the kernel's limit of 2047"),
+        (["--kernel", GuestImages.testGuestELF, "--console-log", "/nonexistent/dir/log"], "cannot open the console log"),
+    ]
+
+    @Test(arguments: 0..<cases.count)
+    func badInputGetsOneClearLine(index: Int) throws {
+        let (arguments, message) = Self.cases[index]
+        let result = try MicroVMProcess.run(["run"] + arguments, timeout: 20)
+        #expect(!result.terminatedBySignal)
+        #expect(result.status == 1)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "stderr: \(result.stderr)")
+        #expect(result.stderr.hasPrefix("microvm: error: "))
+        #expect(result.stderr.contains(message), "stderr: \(result.stderr)")
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test func unknownFlagIsAUsageError() throws {
+        let result = try MicroVMProcess.run(["run", "--no-such-flag"], timeout: 20)
+        #expect(!result.terminatedBySignal)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("Unknown option '--no-such-flag'"))
+    }
+}
