@@ -19,11 +19,17 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Initial ramdisk.", valueName: "path"))
     var initrd: String?
 
-    @Option(help: ArgumentHelp("Kernel command line (default: \"\(VMConfiguration.defaultCommandLine)\"); what this host needs is added.", valueName: "text"))
+    @Option(help: ArgumentHelp("Kernel command line (default: \"\(VMConfiguration.defaultCommandLine())\", with hvc0 for a virtio console); what this host needs is added.", valueName: "text"))
     var cmdline: String?
 
     @Option(help: ArgumentHelp("Guest memory, with a K, M or G suffix; a plain number is MiB.", valueName: "size"))
     var memory: String = "256M"
+
+    @Option(help: ArgumentHelp("Console device: serial (ttyS0) or virtio (hvc0).", valueName: "serial|virtio"))
+    var console: VMConfiguration.ConsoleDevice = .serial
+
+    @Option(help: ArgumentHelp("Serve the console on this Unix socket (for `microvm attach`) instead of the terminal.", valueName: "path"))
+    var consoleSocket: String?
 
     @Option(help: ArgumentHelp("Also write the guest's console output to this file.", valueName: "path"))
     var consoleLog: String?
@@ -67,17 +73,16 @@ struct RunCommand: ParsableCommand {
         let configuration = VMConfiguration(
             kernel: kernelPath!,
             initrd: initrdPath,
-            commandLine: KernelCommandLine(cmdline ?? VMConfiguration.defaultCommandLine),
+            commandLine: cmdline.map { KernelCommandLine($0) },
             memorySize: memorySize,
+            console: console,
+            consoleSocket: consoleSocket,
             consoleLog: consoleLog
         )
-        let output = try ConsoleOutput(logPath: consoleLog)
-        let vm = try MicroVM(configuration, output: output, events: events)
+        let vm = try MicroVM(configuration, events: events)
+        if let consoleSocket, !quiet { report("console on \(consoleSocket); attach with: microvm attach \(consoleSocket)") }
         return vm.run()
     }
-
-    private func report(_ message: String) {
-        let line = "microvm: \(message)\n"
-        _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
-    }
 }
+
+extension VMConfiguration.ConsoleDevice: ExpressibleByArgument {}

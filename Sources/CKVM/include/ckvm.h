@@ -43,6 +43,11 @@ static const unsigned long CKVM_GET_LAPIC = KVM_GET_LAPIC;
 static const unsigned long CKVM_SET_LAPIC = KVM_SET_LAPIC;
 static const unsigned long CKVM_TRANSLATE = KVM_TRANSLATE;
 
+// Where an MMIO exit's data lies in the shared kvm_run area (inside an anonymous
+// union, which Swift key paths cannot take the offset of).
+#include <stddef.h>
+static const unsigned long CKVM_RUN_MMIO_DATA_OFFSET = offsetof(struct kvm_run, mmio.data);
+
 /// ioctl with a pointer argument. Returns the ioctl's result, or -errno.
 int ckvm_ioctl_ptr(int fd, unsigned long request, void *arg);
 

@@ -142,8 +142,7 @@ public final class VirtualCPU: @unchecked Sendable {
         case KVM_EXIT_MMIO:
             let address = run.pointee.mmio.phys_addr
             let length = min(Int(run.pointee.mmio.len), 8)
-            let offset = MemoryLayout<kvm_run>.offset(of: \kvm_run.mmio.data)!
-            let data = UnsafeMutableRawBufferPointer(start: runArea + offset, count: length)
+            let data = UnsafeMutableRawBufferPointer(start: runArea + Int(CKVM_RUN_MMIO_DATA_OFFSET), count: length)
             if run.pointee.mmio.is_write != 0 {
                 return .mmioWrite(address: address, data: UnsafeRawBufferPointer(data))
             }

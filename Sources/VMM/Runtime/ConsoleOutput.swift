@@ -1,14 +1,16 @@
 import Glibc
 
 /// Where the guest's console output goes: a file descriptor (the terminal or a
-/// pipe) and, optionally, a log file that gets a copy.
-public final class ConsoleOutput: @unchecked Sendable {
+/// pipe) or the console socket, and, optionally, a log file that gets a copy.
+final class ConsoleOutput: @unchecked Sendable {
     private let fd: Int32
+    private let socket: ConsoleSocketServer?
     private let log: Int32?
 
     /// Opens (truncating) `logPath` if given.
-    public init(fd: Int32 = STDOUT_FILENO, logPath: String? = nil) throws(BootError) {
+    init(fd: Int32 = STDOUT_FILENO, socket: ConsoleSocketServer? = nil, logPath: String? = nil) throws(BootError) {
         self.fd = fd
+        self.socket = socket
         if let logPath {
             let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard logFD >= 0 else {
@@ -24,8 +26,12 @@ public final class ConsoleOutput: @unchecked Sendable {
         if let log { close(log) }
     }
 
-    public func write(_ bytes: UnsafeRawBufferPointer) {
-        Self.writeAll(fd, bytes)
+    func write(_ bytes: UnsafeRawBufferPointer) {
+        if let socket {
+            socket.write(bytes)
+        } else {
+            Self.writeAll(fd, bytes)
+        }
         if let log { Self.writeAll(log, bytes) }
     }
 

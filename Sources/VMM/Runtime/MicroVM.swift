@@ -2,8 +2,9 @@ import CKVM
 import Glibc
 
 /// A virtual machine built from a `VMConfiguration`: KVM VM with in-kernel irqchip
-/// and PIT, guest RAM, the loaded kernel, the vCPU(s), COM1 and the i8042.
-/// `run()` runs it to the end on vCPU threads and the calling thread.
+/// and PIT, guest RAM, the loaded kernel, the vCPU(s), COM1, the i8042 and, when
+/// asked for, virtio-console. `run()` runs it to the end on vCPU threads and the
+/// calling thread.
 public final class MicroVM {
     public let configuration: VMConfiguration
     public let profile: HostProfile
@@ -14,15 +15,19 @@ public final class MicroVM {
     let ioBus = Bus()
     let mmioBus = Bus()
     let serial: Serial16550
+    let virtioConsole: VirtioConsole?
     let control: RunControl
+    let socket: ConsoleSocketServer?
     private let events: BootEvents
 
     /// Builds the VM; nothing runs until `run()`. Throws with a message naming what failed.
-    public init(_ configuration: VMConfiguration, output: ConsoleOutput, profile: HostProfile = .current,
-                events: BootEvents = BootEvents()) throws {
+    public init(_ configuration: VMConfiguration, profile: HostProfile = .current, events: BootEvents = BootEvents()) throws {
         self.configuration = configuration
         self.profile = profile
         self.events = events
+        socket = try configuration.consoleSocket.map { path throws(UnixSocket.Error) in try ConsoleSocketServer(path: path) }
+        let output = try ConsoleOutput(socket: socket, logPath: configuration.consoleLog)
+
         hypervisor = try Hypervisor()
         vm = try hypervisor.createVirtualMachine()
         if hypervisor.checkExtension(KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0 {
@@ -31,17 +36,42 @@ public final class MicroVM {
         try vm.setTSSAddress(MemoryMap.kvmTSS)
         try vm.createInterruptController()
         try vm.createProgrammableIntervalTimer()
-
         memory = try GuestMemory(size: configuration.memorySize)
         try vm.map(memory)
-        var commandLine = configuration.commandLine
-        commandLine.insertKernelParameters(profile.kernelParameters)
-        let entry = try KernelLoader.load(kernel: configuration.kernel, initrd: configuration.initrd,
-                                          commandLine: commandLine, into: memory)
-        try BootCPUState.writeTables(for: entry, into: memory)
 
         let control = try RunControl()
         self.control = control
+        let vm = self.vm
+        func interruptLine(_ irq: UInt32) -> KVMInterruptLine {
+            KVMInterruptLine(vm: vm, irq: irq) { error in control.stop(.vmmError("interrupt \(irq): \(error.description)")) }
+        }
+        let write: @Sendable (UnsafeRawBufferPointer) -> Void = { bytes in
+            events.firstOutput()
+            output.write(bytes)
+        }
+        serial = Serial16550(interrupt: interruptLine(Serial16550.com1IRQ), output: write)
+        try ioBus.insert(serial, base: Serial16550.com1Port, size: Serial16550.portCount)
+        try ioBus.insert(I8042 { control.stop(.reset) }, base: I8042.basePort, size: I8042.portCount)
+
+        var commandLine = configuration.commandLine
+        commandLine.insertKernelParameters(profile.kernelParameters)
+        if configuration.console == .virtio {
+            let console = VirtioConsole(output: write)
+            let address = MemoryMap.virtioMMIOBase
+            let irq = MemoryMap.firstVirtioIRQ
+            let transport = VirtioMMIOTransport(device: console, memory: memory, interrupt: interruptLine(irq)) { message in
+                Self.report(message)
+            }
+            try mmioBus.insert(transport, base: address.rawValue, size: VirtioMMIOTransport.size)
+            commandLine.insertKernelParameters(["virtio_mmio.device=4K@\(address):\(irq)"])
+            virtioConsole = console
+        } else {
+            virtioConsole = nil
+        }
+
+        let entry = try KernelLoader.load(kernel: configuration.kernel, initrd: configuration.initrd,
+                                          commandLine: commandLine, into: memory)
+        try BootCPUState.writeTables(for: entry, into: memory)
         let supported = try hypervisor.supportedCPUID()
         var cpus: [VirtualCPU] = []
         for id in 0..<UInt32(configuration.vcpuCount) {
@@ -55,36 +85,39 @@ public final class MicroVM {
             cpus.append(cpu)
         }
         self.cpus = cpus
-
-        let line = KVMInterruptLine(vm: vm, irq: Serial16550.com1IRQ) { error in
-            control.stop(.vmmError("serial interrupt: \(error.description)"))
-        }
-        serial = Serial16550(interrupt: line) { bytes in
-            events.firstOutput()
-            output.write(bytes)
-        }
-        try ioBus.insert(serial, base: Serial16550.com1Port, size: Serial16550.portCount)
-        try ioBus.insert(I8042 { control.stop(.reset) }, base: I8042.basePort, size: I8042.portCount)
         events.built()
     }
 
     /// Runs the guest until it resets, crashes, the user quits or a signal arrives.
-    /// Console input comes from standard input when the configuration asks for it;
-    /// on a terminal, raw mode is set for the run and always restored.
+    /// Console input comes from the console socket, or from standard input when the
+    /// configuration asks for it; on a terminal, raw mode is set for the run and
+    /// always restored.
     public func run() -> VMExit {
         var previousMask = sigset_t()
         var blocked = sigset_t()
         sigemptyset(&blocked)
-        for signal in EventLoop.stopSignals + [RunControl.kickSignal] { sigaddset(&blocked, signal) }
+        for signal in EventLoop.stopSignals + [SIGWINCH, RunControl.kickSignal] { sigaddset(&blocked, signal) }
         pthread_sigmask(SIG_BLOCK, &blocked, &previousMask)
         defer { pthread_sigmask(SIG_SETMASK, &previousMask, nil) }
         installKickHandler()
 
-        let terminal = configuration.consoleInput ? Terminal(fd: STDIN_FILENO) : nil
+        let terminal = socket == nil && configuration.consoleInput ? Terminal(fd: STDIN_FILENO) : nil
+        let input: EventLoop.Input
+        if let socket {
+            input = .socket(socket)
+        } else if configuration.consoleInput {
+            input = .standardInput(escape: terminal != nil)
+        } else {
+            input = .none
+        }
         let loop: EventLoop
         do {
-            loop = try EventLoop(control: control, input: configuration.consoleInput ? STDIN_FILENO : nil,
-                                 handleEscape: terminal != nil) { [serial] bytes in serial.receive(bytes) }
+            if let console = virtioConsole {
+                loop = try EventLoop(control: control, input: input, deliver: { console.receive($0) },
+                                     resize: { console.setSize(columns: $0, rows: $1) })
+            } else {
+                loop = try EventLoop(control: control, input: input, deliver: { [serial] in serial.receive($0) }, resize: nil)
+            }
         } catch {
             return .vmmError(error.description)
         }
@@ -122,5 +155,11 @@ public final class MicroVM {
         sigemptyset(&action.sa_mask)
         action.sa_flags = 0
         sigaction(RunControl.kickSignal, &action, nil)
+    }
+
+    /// A line from the VMM itself, on standard error.
+    static func report(_ message: String) {
+        let line = "microvm: \(message)\n"
+        _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
     }
 }

@@ -7,25 +7,45 @@ public struct VMConfiguration: Sendable {
     /// Guest RAM in bytes.
     public var memorySize: UInt64
     public var vcpuCount: Int
-    /// Where the guest's console output is copied besides the terminal.
+    /// Which device carries the guest's console.
+    public var console: ConsoleDevice
+    /// Serve the console on this Unix socket instead of standard input and output.
+    public var consoleSocket: String?
+    /// Where the guest's console output is copied.
     public var consoleLog: String?
-    /// Whether to take console input from standard input.
+    /// Whether to take console input from standard input (ignored with a console socket).
     public var consoleInput: Bool
+
+    public enum ConsoleDevice: String, Sendable, CaseIterable {
+        /// The 16550 UART on COM1 (`console=ttyS0`).
+        case serial
+        /// virtio-console over virtio-mmio (`console=hvc0`); the UART stays for early messages.
+        case virtio
+    }
 
     public static let defaultMemorySize: UInt64 = 256 << 20
     public static let minimumMemorySize: UInt64 = 2 << 20
-    /// The command line used when none is given: serial console, reboot through the
-    /// i8042 (which ends microvm), and reboot at once on panic. The host profile's
-    /// parameters are added to this or any other command line when the VM is built.
-    public static let defaultCommandLine = "console=ttyS0 reboot=k panic=-1"
+    /// The command line used when none is given: the console, reboot through the
+    /// i8042 (which ends microvm), and reboot at once on panic. With virtio, early
+    /// messages go to the UART until hvc0 takes over. The host profile's parameters
+    /// are added to this or any other command line when the VM is built.
+    public static func defaultCommandLine(console: ConsoleDevice = .serial) -> String {
+        switch console {
+        case .serial: return "console=ttyS0 reboot=k panic=-1"
+        case .virtio: return "earlycon=uart8250,io,0x3f8 console=hvc0 reboot=k panic=-1"
+        }
+    }
 
-    public init(kernel: String, initrd: String? = nil, commandLine: KernelCommandLine = KernelCommandLine(defaultCommandLine),
-                memorySize: UInt64 = defaultMemorySize, vcpuCount: Int = 1, consoleLog: String? = nil, consoleInput: Bool = true) {
+    public init(kernel: String, initrd: String? = nil, commandLine: KernelCommandLine? = nil,
+                memorySize: UInt64 = defaultMemorySize, vcpuCount: Int = 1, console: ConsoleDevice = .serial,
+                consoleSocket: String? = nil, consoleLog: String? = nil, consoleInput: Bool = true) {
         self.kernel = kernel
         self.initrd = initrd
-        self.commandLine = commandLine
+        self.commandLine = commandLine ?? KernelCommandLine(Self.defaultCommandLine(console: console))
         self.memorySize = memorySize
         self.vcpuCount = vcpuCount
+        self.console = console
+        self.consoleSocket = consoleSocket
         self.consoleLog = consoleLog
         self.consoleInput = consoleInput
     }
