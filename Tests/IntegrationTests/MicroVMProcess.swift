@@ -5,8 +5,10 @@ struct MicroVMProcess {
     struct Result {
         let status: Int32
         let terminatedBySignal: Bool
-        let stdout: String
+        let rawStdout: [UInt8]
         let stderr: String
+
+        var stdout: String { String(decoding: rawStdout, as: UTF8.self) }
     }
 
     /// `.build/<config>/microvm`, next to the test bundle.
@@ -48,7 +50,7 @@ struct MicroVMProcess {
         collected.append(out.fileHandleForReading.readDataToEndOfFile(), error: false)
         collected.append(err.fileHandleForReading.readDataToEndOfFile(), error: true)
         return Result(status: process.terminationStatus, terminatedBySignal: process.terminationReason == .uncaughtSignal,
-                      stdout: collected.output, stderr: collected.errors)
+                      rawStdout: collected.rawOutput, stderr: collected.errors)
     }
 
     struct TimedOut: Error, CustomStringConvertible {
@@ -65,7 +67,8 @@ struct MicroVMProcess {
             if error { err.append(data) } else { out.append(data) }
             lock.unlock()
         }
-        var output: String { lock.lock(); defer { lock.unlock() }; return String(decoding: out, as: UTF8.self) }
+        var output: String { String(decoding: rawOutput, as: UTF8.self) }
+        var rawOutput: [UInt8] { lock.lock(); defer { lock.unlock() }; return Array(out) }
         var errors: String { lock.lock(); defer { lock.unlock() }; return String(decoding: err, as: UTF8.self) }
     }
 }
