@@ -28,6 +28,16 @@ struct TestGuestBootTests {
         #expect(result.lines.contains("microvm-test-guest: reset"))
     }
 
+    /// The test guest's own minimal virtio driver checks the transport without Linux.
+    @Test func testGuestDrivesVirtioConsole() throws {
+        let result = try MicroVMProcess.run(["run", "--console", "virtio", "--kernel", GuestImages.testGuestELF, "--cmdline", "tg.virtio"])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        #expect(result.lines.contains("cmdline: tg.virtio\(GuestImages.hostParameters) virtio_mmio.device=4K@0xd0000000:5"))
+        #expect(result.lines.contains("virtio: magic=0x74726976 version=2 device=3"))
+        #expect(result.lines.contains("microvm-test-guest: hello over virtio-console"))
+        #expect(result.lines.contains("virtio: transmitq used 1"))
+    }
+
     @Test func unemulatedInstructionStopsWithADiagnosis() throws {
         let result = try MicroVMProcess.run(["run", "--kernel", GuestImages.testGuestELF, "--cmdline", "tg.int3"])
         #expect(!result.terminatedBySignal)

@@ -14,6 +14,9 @@
  * Command-line words that change what it does after the report:
  *   tg.int3  execute int3 with no IDT (an instruction KVM's emulator lacks; a triple fault elsewhere)
  *   tg.halt  halt with interrupts off instead of resetting, so the VMM has to stop it
+ *   tg.virtio  drive the virtio-console at 0xd0000000 with a minimal driver of its own:
+ *            check the registers, negotiate VERSION_1, set up the transmit queue and
+ *            send a line through it
  */
 
         .set COM1, 0x3f8
@@ -153,6 +156,10 @@ report:
         dec     %r12
         jmp     4b
 
+5:      lea     word_virtio(%rip), %rdi
+        call    cmdline_has
+        jz      5f
+        call    virtio_console
 5:      lea     word_int3(%rip), %rdi
         call    cmdline_has
         jz      6f
@@ -175,6 +182,85 @@ stop:
         cli
         hlt
         jmp     stop
+
+/* A virtio-mmio (version 2) console driver, transmit queue only. */
+        .set VIRTIO_BASE, 0xd0000000
+        .set VIRTIO_QUEUE_SIZE, 4
+virtio_console:
+        mov     $VIRTIO_BASE, %rbx
+        lea     msg_virtio_regs(%rip), %rsi
+        call    puts
+        mov     0x000(%rbx), %eax               /* magic */
+        mov     $8, %ecx
+        call    put_hex
+        lea     msg_virtio_version(%rip), %rsi
+        call    puts
+        mov     0x004(%rbx), %eax
+        call    put_decimal
+        lea     msg_virtio_device(%rip), %rsi
+        call    puts
+        mov     0x008(%rbx), %eax
+        call    put_decimal
+        call    newline
+        cmpl    $0x74726976, 0x000(%rbx)
+        jne     9f
+        cmpl    $3, 0x008(%rbx)
+        jne     9f
+        movl    $0, 0x070(%rbx)                 /* reset */
+        movl    $1, 0x070(%rbx)                 /* ACKNOWLEDGE */
+        movl    $3, 0x070(%rbx)                 /* DRIVER */
+        movl    $1, 0x014(%rbx)                 /* device features, bits 32..63 */
+        testl   $1, 0x010(%rbx)                 /* VERSION_1 */
+        jz      9f
+        movl    $0, 0x024(%rbx)
+        movl    $0, 0x020(%rbx)
+        movl    $1, 0x024(%rbx)
+        movl    $1, 0x020(%rbx)                 /* accept VERSION_1 only */
+        movl    $11, 0x070(%rbx)                /* FEATURES_OK */
+        testl   $8, 0x070(%rbx)
+        jz      9f
+        lea     virtq(%rip), %rdi               /* descriptors, then available ring, then used ring */
+        mov     $(4096 / 8), %ecx
+        xor     %eax, %eax
+        rep stosq
+        movl    $0, 0x030(%rbx)                 /* receiveq: unused here, but every queue needs rings */
+        movl    $VIRTIO_QUEUE_SIZE, 0x038(%rbx)
+        lea     virtq_rx(%rip), %rax
+        call    virtio_queue_addresses
+        movl    $1, 0x030(%rbx)                 /* transmitq */
+        movl    $VIRTIO_QUEUE_SIZE, 0x038(%rbx)
+        lea     virtq(%rip), %rax
+        call    virtio_queue_addresses
+        movl    $1, 0x044(%rbx)                 /* QueueReady */
+        movl    $15, 0x070(%rbx)                /* DRIVER_OK */
+        testl   $0x40, 0x070(%rbx)              /* DEVICE_NEEDS_RESET */
+        jnz     9f
+        lea     virtq(%rip), %rdi
+        lea     msg_virtio_line(%rip), %rax
+        mov     %rax, (%rdi)                    /* descriptor 0: address */
+        movl    $(msg_virtio_line_end - msg_virtio_line), 8(%rdi)
+        movw    $0, 12(%rdi)                    /* device-readable, last */
+        movw    $0, 0x40 + 4(%rdi)              /* available ring[0] = descriptor 0 */
+        movw    $1, 0x40 + 2(%rdi)              /* available idx = 1 */
+        movl    $1, 0x050(%rbx)                 /* QueueNotify: transmitq */
+        cmpw    $1, 0x100 + 2(%rdi)             /* used idx */
+        jne     9f
+        lea     msg_virtio_ok(%rip), %rsi
+        jmp     puts
+9:      lea     msg_virtio_failed(%rip), %rsi
+        jmp     puts
+
+/* Queue at RAX: descriptors +0 (4 x 16), available ring +0x40, used ring +0x100. */
+virtio_queue_addresses:
+        mov     %eax, 0x080(%rbx)               /* the registers are write-only: keep RAX */
+        add     $0x40, %eax
+        mov     %eax, 0x090(%rbx)
+        add     $0xc0, %eax
+        mov     %eax, 0x0a0(%rbx)
+        movl    $0, 0x084(%rbx)                 /* the image lies below 4 GiB */
+        movl    $0, 0x094(%rbx)
+        movl    $0, 0x0a4(%rbx)
+        ret
 
 /* Identity-maps the first 4 GiB with 2 MiB pages (where the command line, initrd
    and tables may lie) in page tables of our own, whatever the loader gave us. */
@@ -381,6 +467,14 @@ msg_int3:          .asciz "microvm-test-guest: executing int3\n"
 msg_halt:          .asciz "microvm-test-guest: halting\n"
 msg_reset:         .asciz "microvm-test-guest: reset\n"
 word_int3:         .asciz "tg.int3"
+word_virtio:       .asciz "tg.virtio"
+msg_virtio_regs:   .asciz "virtio: magic=0x"
+msg_virtio_version: .asciz " version="
+msg_virtio_device: .asciz " device="
+msg_virtio_ok:     .asciz "virtio: transmitq used 1\n"
+msg_virtio_failed: .asciz "virtio: driver setup failed\n"
+msg_virtio_line:   .ascii "microvm-test-guest: hello over virtio-console\n"
+msg_virtio_line_end:
 word_halt:         .asciz "tg.halt"
 
         .section .data
@@ -407,6 +501,9 @@ e820_stride:    .quad 0
 boot_tables:    .skip 3 * 4096
 tables:         .skip 6 * 4096
 crc_table:      .skip 1024
+        .balign 4096
+virtq:          .skip 2048
+virtq_rx:       .skip 2048
         .balign 16
                 .skip 4096
 stack_top:
