@@ -25,6 +25,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Guest memory, with a K, M or G suffix; a plain number is MiB.", valueName: "size"))
     var memory: String = "256M"
 
+    @Option(help: ArgumentHelp("Number of vCPUs.", valueName: "n"))
+    var cpus: Int = 1
+
     @Option(help: ArgumentHelp("Console device: serial (ttyS0) or virtio (hvc0).", valueName: "serial|virtio"))
     var console: VMConfiguration.ConsoleDevice = .serial
 
@@ -75,6 +78,7 @@ struct RunCommand: ParsableCommand {
             initrd: initrdPath,
             commandLine: cmdline.map { KernelCommandLine($0) },
             memorySize: memorySize,
+            vcpuCount: cpus,
             console: console,
             consoleSocket: consoleSocket,
             consoleLog: consoleLog

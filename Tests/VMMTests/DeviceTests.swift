@@ -1,4 +1,3 @@
-import CKVM
 import Synchronization
 import Testing
 @testable import VMM
@@ -230,18 +229,3 @@ extension BusDevice {
         #expect(MemorySize.Error.tooLarge("1T", hostRAM: host).description == "memory size '1T' is more than this host's 8.0 GiB of RAM")
     }
 }
-
-@Suite struct CPUIDTemplateTests {
-    @Test func setsTheAPICIDAndTheHypervisorBit() {
-        var leaf1 = kvm_cpuid_entry2()
-        leaf1.function = 1
-        leaf1.ebx = 0xff00_0800
-        var leafB = kvm_cpuid_entry2()
-        leafB.function = 0xb
-        let entries = CPUIDTemplate.entries(supported: [leaf1, leafB], vcpu: 3)
-        #expect(entries[0].ebx == 0x0300_0800)
-        #expect(entries[0].ecx & (1 << 31) != 0)
-        #expect(entries[1].edx == 3)
-    }
-}
-

@@ -14,6 +14,8 @@
  * Command-line words that change what it does after the report:
  *   tg.int3  execute int3 with no IDT (an instruction KVM's emulator lacks; a triple fault elsewhere)
  *   tg.halt  halt with interrupts off instead of resetting, so the VMM has to stop it
+ *   tg.smp   start the other CPUs (INIT, SIPI, SIPI to all but itself) and report
+ *            how many are alive
  *   tg.virtio  drive the virtio-console at 0xd0000000 with a minimal driver of its own:
  *            check the registers, negotiate VERSION_1, set up the transmit queue and
  *            send a line through it
@@ -156,6 +158,10 @@ report:
         dec     %r12
         jmp     4b
 
+5:      lea     word_smp(%rip), %rdi
+        call    cmdline_has
+        jz      5f
+        call    start_application_processors
 5:      lea     word_virtio(%rip), %rdi
         call    cmdline_has
         jz      5f
@@ -182,6 +188,42 @@ stop:
         cli
         hlt
         jmp     stop
+
+/* Wakes the other CPUs through the local APIC: each runs the real-mode trampoline
+   at 0x10000, counts itself in, and halts. */
+        .set LAPIC_BASE, 0xfee00000
+        .set TRAMPOLINE, 0x10000
+        .set ICR_INIT_ALL_BUT_SELF, 0x000c4500
+        .set ICR_SIPI_ALL_BUT_SELF, 0x000c4600 | (TRAMPOLINE >> 12)
+start_application_processors:
+        lea     ap_trampoline(%rip), %rsi
+        mov     $TRAMPOLINE, %edi
+        mov     $(ap_trampoline_end - ap_trampoline), %ecx
+        rep movsb
+        mov     $LAPIC_BASE, %rbx
+        movl    $0, 0x310(%rbx)
+        movl    $ICR_INIT_ALL_BUT_SELF, 0x300(%rbx)
+        mov     $1000, %ecx
+        call    delay
+        movl    $ICR_SIPI_ALL_BUT_SELF, 0x300(%rbx)
+        mov     $1000, %ecx
+        call    delay
+        movl    $ICR_SIPI_ALL_BUT_SELF, 0x300(%rbx)
+        mov     $200000, %ecx
+        call    delay
+        lea     msg_smp(%rip), %rsi
+        call    puts
+        movzwl  TRAMPOLINE + (ap_count - ap_trampoline), %eax
+        inc     %eax                            /* and this CPU */
+        call    put_decimal
+        lea     msg_smp_alive(%rip), %rsi
+        jmp     puts
+
+delay:
+1:      pause
+        dec     %ecx
+        jnz     1b
+        ret
 
 /* A virtio-mmio (version 2) console driver, transmit queue only. */
         .set VIRTIO_BASE, 0xd0000000
@@ -451,6 +493,20 @@ put_decimal:
         ret
 
         .section .rodata
+/* Copied to 0x10000; an application processor starts here in real mode, CS = 0x1000. */
+        .code16
+ap_trampoline:
+        cli
+        mov     $(TRAMPOLINE >> 4), %ax
+        mov     %ax, %ds
+        lock incw (ap_count - ap_trampoline)
+1:      hlt
+        jmp     1b
+        .balign 2
+ap_count:
+        .word   0
+ap_trampoline_end:
+        .code64
 hex_digits:        .ascii "0123456789abcdef"
 msg_banner:        .asciz "microvm-test-guest: hello\n"
 msg_boot_pvh:      .asciz "boot: pvh\n"
@@ -468,6 +524,9 @@ msg_halt:          .asciz "microvm-test-guest: halting\n"
 msg_reset:         .asciz "microvm-test-guest: reset\n"
 word_int3:         .asciz "tg.int3"
 word_virtio:       .asciz "tg.virtio"
+word_smp:          .asciz "tg.smp"
+msg_smp:           .asciz "smp: "
+msg_smp_alive:     .asciz " cpus alive\n"
 msg_virtio_regs:   .asciz "virtio: magic=0x"
 msg_virtio_version: .asciz " version="
 msg_virtio_device: .asciz " device="

@@ -44,6 +44,16 @@ public enum HostProfile: Sendable, Equatable {
         }
     }
 
+    /// KVM paravirtual features (CPUID 0x40000001 EAX bits) a guest must not use here.
+    /// PV IPIs and PV yield are hypercalls, which an emulating host does not deliver:
+    /// an SMP Linux guest hangs bringing up its second CPU with them (measured).
+    public var hiddenParavirtualFeatures: UInt32 {
+        switch self {
+        case .hardwareVirtualization: return 0
+        case .softwareEmulation: return (1 << 11) | (1 << 13) // KVM_FEATURE_PV_SEND_IPI, KVM_FEATURE_PV_SCHED_YIELD
+        }
+    }
+
     /// One line for users: why guests may be slow or stop on some instructions.
     public var explanation: String {
         switch self {

@@ -55,6 +55,14 @@ public final class Hypervisor: @unchecked Sendable {
         max(0, ckvm_ioctl_value(fd.rawValue, CKVM_CHECK_EXTENSION, UInt(capability)))
     }
 
+    /// The most vCPUs one VM may have: KVM's maximum, kept below 255 because APIC IDs
+    /// are 8-bit in the MP table and 255 means broadcast.
+    public var maximumVCPUs: Int {
+        let maximum = checkExtension(KVM_CAP_MAX_VCPUS)
+        let recommended = checkExtension(KVM_CAP_NR_VCPUS)
+        return Int(min(254, max(maximum, recommended, 1)))
+    }
+
     /// The CPUID leaves KVM can offer a guest on this host.
     public func supportedCPUID() throws(KVMError) -> [kvm_cpuid_entry2] {
         var capacity = 128

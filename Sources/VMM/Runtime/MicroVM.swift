@@ -4,8 +4,8 @@ import Glibc
 /// A virtual machine built from a `VMConfiguration`: KVM VM with in-kernel irqchip
 /// and PIT, guest RAM, the loaded kernel, the vCPU(s), COM1, the i8042 and, when
 /// asked for, virtio-console. `run()` runs it to the end on vCPU threads and the
-/// calling thread.
-public final class MicroVM {
+/// calling thread; `requestStop()` may be called from any thread.
+public final class MicroVM: @unchecked Sendable {
     public let configuration: VMConfiguration
     public let profile: HostProfile
     let hypervisor: Hypervisor
@@ -29,6 +29,10 @@ public final class MicroVM {
         let output = try ConsoleOutput(socket: socket, logPath: configuration.consoleLog)
 
         hypervisor = try Hypervisor()
+        let maximum = hypervisor.maximumVCPUs
+        guard (1...maximum).contains(configuration.vcpuCount) else {
+            throw ConfigurationError.vcpuCount(requested: configuration.vcpuCount, maximum: maximum)
+        }
         vm = try hypervisor.createVirtualMachine()
         if hypervisor.checkExtension(KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0 {
             try vm.setIdentityMapAddress(MemoryMap.kvmIdentityMap)
@@ -72,16 +76,20 @@ public final class MicroVM {
         let entry = try KernelLoader.load(kernel: configuration.kernel, initrd: configuration.initrd,
                                           commandLine: commandLine, into: memory)
         try BootCPUState.writeTables(for: entry, into: memory)
+        try memory.write(MPTable.bytes(cpus: configuration.vcpuCount), at: MemoryMap.mpTable)
         let supported = try hypervisor.supportedCPUID()
         var cpus: [VirtualCPU] = []
         for id in 0..<UInt32(configuration.vcpuCount) {
             let cpu = try vm.createVirtualCPU(id: id)
-            try cpu.setCPUID(CPUIDTemplate.entries(supported: supported, vcpu: id))
+            try cpu.setCPUID(CPUIDTemplate.entries(supported: supported, vcpu: id, cpus: configuration.vcpuCount, profile: profile))
             try cpu.setMSRs(BootCPUState.msrs)
-            try cpu.setRegisters(BootCPUState.registers(for: entry))
-            try cpu.setSpecialRegisters(BootCPUState.specialRegisters(try cpu.specialRegisters(), for: entry))
-            try cpu.setFloatingPointState(BootCPUState.floatingPointState())
             try cpu.setLocalAPIC(BootCPUState.localAPIC(try cpu.localAPIC()))
+            // Only the boot CPU starts here; the others wait in KVM for the guest's INIT and SIPI.
+            if id == 0 {
+                try cpu.setRegisters(BootCPUState.registers(for: entry))
+                try cpu.setSpecialRegisters(BootCPUState.specialRegisters(try cpu.specialRegisters(), for: entry))
+                try cpu.setFloatingPointState(BootCPUState.floatingPointState())
+            }
             cpus.append(cpu)
         }
         self.cpus = cpus
@@ -132,7 +140,7 @@ public final class MicroVM {
             let runner = VCPURunner(cpu: cpu, memory: memory, ioBus: ioBus, mmioBus: mmioBus, control: control,
                                     profile: profile, onFirstRun: firstRun)
             do throws(KVMError) {
-                let thread = try NativeThread { runner.run() }
+                let thread = try NativeThread(name: "microvm-vcpu\(cpu.id)") { runner.run() }
                 control.onStop {
                     cpu.requestImmediateExit()
                     thread.send(RunControl.kickSignal)
@@ -147,6 +155,11 @@ public final class MicroVM {
         for thread in threads { thread.join() }
         events.exited()
         return control.exit ?? .vmmError("the VM stopped without a reason")
+    }
+
+    /// Asks a running VM to stop, from any thread; `run()` then returns `.stopRequested`.
+    public func requestStop() {
+        control.stop(.stopRequested)
     }
 
     private func installKickHandler() {

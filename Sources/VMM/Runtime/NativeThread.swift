@@ -7,14 +7,20 @@ final class NativeThread: @unchecked Sendable {
     private var joined = false
 
     private final class Body {
+        let name: String
         let run: () -> Void
-        init(_ run: @escaping () -> Void) { self.run = run }
+        init(_ name: String, _ run: @escaping () -> Void) {
+            self.name = name
+            self.run = run
+        }
     }
 
-    init(_ body: @escaping @Sendable () -> Void) throws(KVMError) {
-        let context = Unmanaged.passRetained(Body(body)).toOpaque()
+    /// Starts `body` on a new thread called `name` (at most 15 bytes show in /proc).
+    init(name: String, _ body: @escaping @Sendable () -> Void) throws(KVMError) {
+        let context = Unmanaged.passRetained(Body(name, body)).toOpaque()
         let result = pthread_create(&handle, nil, { context in
             let body = Unmanaged<Body>.fromOpaque(context!).takeRetainedValue()
+            NativeThread.nameCurrentThread(body.name)
             body.run()
             return nil
         }, context)
@@ -22,6 +28,14 @@ final class NativeThread: @unchecked Sendable {
             Unmanaged<Body>.fromOpaque(context).release()
             throw .systemCallFailed(call: "pthread_create", errno: .init(rawValue: result))
         }
+    }
+
+    /// pthread_setname_np is hidden from Swift's Glibc; this is what it does on Linux.
+    private static func nameCurrentThread(_ name: String) {
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = String(name.prefix(15)).withCString { write(fd, $0, strlen($0)) }
+        close(fd)
     }
 
     /// Sends `signal` to the thread (to break it out of a blocking system call).

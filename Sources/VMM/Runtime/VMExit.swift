@@ -4,6 +4,8 @@ public enum VMExit: Equatable, Sendable {
     case reset
     /// The user quit from the console (Ctrl-A x).
     case userQuit
+    /// The library user called `MicroVM.requestStop()`.
+    case stopRequested
     /// A signal asked microvm to stop.
     case signal(Int32)
     /// The guest triple-faulted (KVM_EXIT_SHUTDOWN).
@@ -17,7 +19,7 @@ public enum VMExit: Equatable, Sendable {
     /// crashed or could not be run, 1 for a VMM failure.
     public var status: Int32 {
         switch self {
-        case .reset, .userQuit: return 0
+        case .reset, .userQuit, .stopRequested: return 0
         case .signal(let number): return 128 + number
         case .tripleFault, .internalError: return 2
         case .vmmError: return 1
@@ -27,7 +29,7 @@ public enum VMExit: Equatable, Sendable {
     /// The one line to show the user, if the exit is worth a word.
     public var message: String? {
         switch self {
-        case .reset, .userQuit: return nil
+        case .reset, .userQuit, .stopRequested: return nil
         case .signal(let number): return "stopped by signal \(number)"
         case .tripleFault(let rip): return "guest stopped: triple fault (KVM_EXIT_SHUTDOWN) at RIP 0x\(String(rip, radix: 16))"
         case .internalError(let diagnosis): return diagnosis
