@@ -40,12 +40,12 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Print nothing of microvm's own unless something fails.")
     var quiet = false
 
-    @Flag(help: "On exit, print start-up timestamps (VM built, first KVM_RUN, first console byte, exit) as JSON on stderr.")
+    @Flag(help: ArgumentHelp("On exit, print start-up timestamps as JSON on stderr: from main to VM built, first KVM_RUN, first console byte, the initrd's \"\(BootEvents.guestInitMarker)\" line, and exit."))
     var bootTimer = false
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
-        let events = BootEvents()
+        let events = BootEvents(marker: bootTimer ? BootEvents.guestInitMarker : nil)
         do {
             let exit = try boot(events: events)
             if let message = exit.message {

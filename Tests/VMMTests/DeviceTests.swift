@@ -229,3 +229,28 @@ extension BusDevice {
         #expect(MemorySize.Error.tooLarge("1T", hostRAM: host).description == "memory size '1T' is more than this host's 8.0 GiB of RAM")
     }
 }
+
+@Suite struct BootEventsTests {
+    @Test func markerIsFoundAcrossWrites() {
+        let events = BootEvents(marker: "init started")
+        for chunk in ["boot... init st", "arted here"] {
+            Array(chunk.utf8).withUnsafeBytes { events.observe($0) }
+        }
+        #expect(events.recorded.marker != nil)
+    }
+
+    @Test func partialMatchesDoNotCount() {
+        let events = BootEvents(marker: "abc")
+        Array("ababxabd".utf8).withUnsafeBytes { events.observe($0) }
+        #expect(events.recorded.marker == nil)
+        Array("aabc".utf8).withUnsafeBytes { events.observe($0) }
+        #expect(events.recorded.marker != nil)
+        #expect(events.json.contains("\"marker_ms\":"))
+    }
+
+    @Test func overlappingStartsAreNotMissed() {
+        let events = BootEvents(marker: "microvm-guest")
+        Array("microvmicrovm-guest".utf8).withUnsafeBytes { events.observe($0) }
+        #expect(events.recorded.marker != nil)
+    }
+}

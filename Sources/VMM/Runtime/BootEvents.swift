@@ -8,15 +8,35 @@ public final class BootEvents: Sendable {
         public var built: Double?
         public var firstRun: Double?
         public var firstOutput: Double?
+        public var marker: Double?
         public var exited: Double?
     }
 
-    private let start: Double
-    private let times = Mutex(Times())
+    /// The initrd's line that says the guest's userland started.
+    public static let guestInitMarker = "microvm-guest: init started"
 
-    /// `start` in seconds on CLOCK_MONOTONIC; now by default.
-    public init(start: Double = BootEvents.now()) {
+    private let start: Double
+    private let marker: [UInt8]
+    /// Knuth–Morris–Pratt fallback: after a mismatch at i+1, the longest prefix that is still matched.
+    private let fallback: [Int]
+    private let times = Mutex(Times())
+    /// How much of `marker` the output seen so far ends with.
+    private let matched = Mutex(0)
+
+    /// `start` in seconds on CLOCK_MONOTONIC; now by default. `marker` is the console
+    /// output whose first appearance is timed (none: not watched).
+    public init(start: Double = BootEvents.now(), marker: String? = nil) {
         self.start = start
+        let bytes = Array((marker ?? "").utf8)
+        self.marker = bytes
+        var fallback = [Int](repeating: 0, count: bytes.count)
+        var length = 0
+        for index in bytes.indices.dropFirst() {
+            while length > 0 && bytes[index] != bytes[length] { length = fallback[length - 1] }
+            if bytes[index] == bytes[length] { length += 1 }
+            fallback[index] = length
+        }
+        self.fallback = fallback
     }
 
     public static func now() -> Double {
@@ -37,13 +57,28 @@ public final class BootEvents: Sendable {
         }
         return "{\"start_monotonic\":\(start),\"built_ms\":\(milliseconds(times.built)),"
             + "\"first_run_ms\":\(milliseconds(times.firstRun)),\"first_output_ms\":\(milliseconds(times.firstOutput)),"
-            + "\"exit_ms\":\(milliseconds(times.exited))}"
+            + "\"marker_ms\":\(milliseconds(times.marker)),\"exit_ms\":\(milliseconds(times.exited))}"
     }
 
     func built() { record(\.built) }
     func firstRun() { record(\.firstRun) }
     func firstOutput() { record(\.firstOutput) }
     func exited() { record(\.exited) }
+
+    /// Watches console output for the marker; a no-op when there is none or it was seen.
+    func observe(_ bytes: UnsafeRawBufferPointer) {
+        guard !marker.isEmpty else { return }
+        let found = matched.withLock { matched -> Bool in
+            guard matched < marker.count else { return false }
+            for byte in bytes {
+                while matched > 0 && byte != marker[matched] { matched = fallback[matched - 1] }
+                if byte == marker[matched] { matched += 1 }
+                if matched == marker.count { return true }
+            }
+            return false
+        }
+        if found { record(\.marker) }
+    }
 
     private func record(_ key: WritableKeyPath<Times, Double?> & Sendable) {
         let elapsed = Self.now() - start

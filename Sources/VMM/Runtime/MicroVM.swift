@@ -51,6 +51,7 @@ public final class MicroVM: @unchecked Sendable {
         }
         let write: @Sendable (UnsafeRawBufferPointer) -> Void = { bytes in
             events.firstOutput()
+            events.observe(bytes)
             output.write(bytes)
         }
         serial = Serial16550(interrupt: interruptLine(Serial16550.com1IRQ), output: write)
