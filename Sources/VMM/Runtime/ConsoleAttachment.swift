@@ -28,7 +28,7 @@ public enum ConsoleAttachment {
             if descriptors[0].revents != 0 {
                 let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 guard count > 0 else { return .closed }
-                buffer.withUnsafeBytes { writeAll(STDOUT_FILENO, UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                buffer.withUnsafeBytes { ConsoleOutput.writeAll(STDOUT_FILENO, UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
             }
             if descriptors.count > 1, descriptors[1].revents != 0 {
                 let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
@@ -41,22 +41,12 @@ public enum ConsoleAttachment {
                     let (forward, quit) = escape.process(typed)
                     typed = forward
                     if quit {
-                        typed.withUnsafeBytes { writeAll(fd, $0) }
+                        typed.withUnsafeBytes { ConsoleOutput.writeAll(fd, $0) }
                         return .detached
                     }
                 }
-                typed.withUnsafeBytes { writeAll(fd, $0) }
+                typed.withUnsafeBytes { ConsoleOutput.writeAll(fd, $0) }
             }
-        }
-    }
-
-    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return }
-            offset += written
         }
     }
 }

@@ -36,7 +36,7 @@ final class ConsoleOutput: @unchecked Sendable {
     }
 
     /// Writes everything unless the reader is gone; a closed terminal must not stop the guest.
-    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
         var offset = 0
         while offset < bytes.count {
             let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
