@@ -13,6 +13,7 @@
  *
  * Command-line words that change what it does after the report:
  *   tg.int3  execute int3 with no IDT (an instruction KVM's emulator lacks; a triple fault elsewhere)
+ *   tg.triple  load an empty IDT and execute ud2: a triple fault
  *   tg.halt  halt with interrupts off instead of resetting, so the VMM has to stop it
  *   tg.smp   start the other CPUs (INIT, SIPI, SIPI to all but itself) and report
  *            how many are alive
@@ -172,6 +173,13 @@ report:
         lea     msg_int3(%rip), %rsi
         call    puts
         int3
+6:      lea     word_triple(%rip), %rdi
+        call    cmdline_has
+        jz      6f
+        lea     msg_triple(%rip), %rsi
+        call    puts
+        lidt    empty_idt(%rip)
+        ud2
 6:      lea     word_halt(%rip), %rdi
         call    cmdline_has
         jz      reset
@@ -523,6 +531,8 @@ msg_int3:          .asciz "microvm-test-guest: executing int3\n"
 msg_halt:          .asciz "microvm-test-guest: halting\n"
 msg_reset:         .asciz "microvm-test-guest: reset\n"
 word_int3:         .asciz "tg.int3"
+word_triple:       .asciz "tg.triple"
+msg_triple:        .asciz "microvm-test-guest: triple fault\n"
 word_virtio:       .asciz "tg.virtio"
 word_smp:          .asciz "tg.smp"
 msg_smp:           .asciz "smp: "
@@ -537,6 +547,9 @@ msg_virtio_line_end:
 word_halt:         .asciz "tg.halt"
 
         .section .data
+        .balign 8
+empty_idt:      .word 0
+                .quad 0
         .balign 8
 cmdline:        .quad 0
 initrd_addr:    .quad 0

@@ -26,7 +26,7 @@ public final class MicroVM: @unchecked Sendable {
         self.profile = profile
         self.events = events
         socket = try configuration.consoleSocket.map { path throws(UnixSocket.Error) in try ConsoleSocketServer(path: path) }
-        let output = try ConsoleOutput(socket: socket, logPath: configuration.consoleLog)
+        let output = try ConsoleOutput(fd: configuration.consoleOutput, socket: socket, logPath: configuration.consoleLog)
 
         hypervisor = try Hypervisor()
         let maximum = hypervisor.maximumVCPUs

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Everything needed to build a VM, as the command line or a library user gives it.
 public struct VMConfiguration: Sendable {
     /// Path of a bzImage or ELF vmlinux.
@@ -11,6 +13,8 @@ public struct VMConfiguration: Sendable {
     public var console: ConsoleDevice
     /// Serve the console on this Unix socket instead of standard input and output.
     public var consoleSocket: String?
+    /// Where the guest's console output goes when there is no console socket.
+    public var consoleOutput: Int32
     /// Where the guest's console output is copied.
     public var consoleLog: String?
     /// Whether to take console input from standard input (ignored with a console socket).
@@ -38,7 +42,8 @@ public struct VMConfiguration: Sendable {
 
     public init(kernel: String, initrd: String? = nil, commandLine: KernelCommandLine? = nil,
                 memorySize: UInt64 = defaultMemorySize, vcpuCount: Int = 1, console: ConsoleDevice = .serial,
-                consoleSocket: String? = nil, consoleLog: String? = nil, consoleInput: Bool = true) {
+                consoleSocket: String? = nil, consoleOutput: Int32 = STDOUT_FILENO, consoleLog: String? = nil,
+                consoleInput: Bool = true) {
         self.kernel = kernel
         self.initrd = initrd
         self.commandLine = commandLine ?? KernelCommandLine(Self.defaultCommandLine(console: console))
@@ -46,6 +51,7 @@ public struct VMConfiguration: Sendable {
         self.vcpuCount = vcpuCount
         self.console = console
         self.consoleSocket = consoleSocket
+        self.consoleOutput = consoleOutput
         self.consoleLog = consoleLog
         self.consoleInput = consoleInput
     }
