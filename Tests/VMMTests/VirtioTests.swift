@@ -360,4 +360,28 @@ final class RecordingInterrupt: VirtioInterrupt {
         withUnsafeMutableBytes(of: &columns) { transport.read(offset: 0x100, into: $0) }
         #expect(columns == 100)
     }
+
+    /// Regression (found by the virtio-mmio fuzz target): an activated console and its
+    /// transport referred to each other strongly and were never freed.
+    @Test func anActivatedDeviceAndItsTransportAreFreed() throws {
+        weak var weakTransport: VirtioMMIOTransport?
+        weak var weakConsole: VirtioConsole?
+        try {
+            let console = VirtioConsole { _ in }
+            let transport = VirtioMMIOTransport(device: console, memory: memory, interrupt: line) { _ in }
+            weakTransport = transport
+            weakConsole = console
+            for (offset, value) in [(0x70, 1), (0x70, 3), (0x24, 1), (0x20, 1), (0x70, 11), (0x30, 0), (0x80, 0x4000),
+                                    (0x90, 0x5000), (0xa0, 0x6000), (0x44, 1), (0x30, 1), (0x80, 0x1000), (0x90, 0x2000),
+                                    (0xa0, 0x3000), (0x44, 1), (0x70, 15)] as [(UInt64, UInt32)] {
+                withUnsafeBytes(of: value) { transport.write(offset: offset, data: $0) }
+            }
+            var status: UInt32 = 0
+            withUnsafeMutableBytes(of: &status) { transport.read(offset: 0x70, into: $0) }
+            #expect(status == 15)
+            try #require(weakTransport != nil)
+        }()
+        #expect(weakTransport == nil)
+        #expect(weakConsole == nil)
+    }
 }

@@ -13,6 +13,9 @@
  *
  * Command-line words that change what it does after the report:
  *   tg.int3  execute int3 with no IDT (an instruction KVM's emulator lacks; a triple fault elsewhere)
+ *   tg.storm  a hostile guest: pseudo-random values (seed from the TSC, printed) to
+ *            every I/O port but the i8042's command port and to every register of
+ *            the virtio device at 0xd0000000, then a virtqueue full of random bytes
  *   tg.triple  load an empty IDT and execute ud2: a triple fault
  *   tg.halt  halt with interrupts off instead of resetting, so the VMM has to stop it
  *   tg.smp   start the other CPUs (INIT, SIPI, SIPI to all but itself) and report
@@ -163,6 +166,10 @@ report:
         call    cmdline_has
         jz      5f
         call    start_application_processors
+5:      lea     word_storm(%rip), %rdi
+        call    cmdline_has
+        jz      5f
+        call    storm
 5:      lea     word_virtio(%rip), %rdi
         call    cmdline_has
         jz      5f
@@ -232,6 +239,84 @@ delay:
         dec     %ecx
         jnz     1b
         ret
+
+/* xorshift64 over `seed`, into RAX. */
+random:
+        mov     seed(%rip), %rax
+        mov     %rax, %rdx
+        shl     $13, %rdx
+        xor     %rdx, %rax
+        mov     %rax, %rdx
+        shr     $7, %rdx
+        xor     %rdx, %rax
+        mov     %rax, %rdx
+        shl     $17, %rdx
+        xor     %rdx, %rax
+        mov     %rax, seed(%rip)
+        ret
+
+storm:
+        rdtsc
+        shl     $32, %rdx
+        or      %rdx, %rax
+        or      $1, %rax
+        mov     %rax, seed(%rip)
+        lea     msg_storm_seed(%rip), %rsi
+        call    puts
+        mov     seed(%rip), %rax
+        mov     $16, %ecx
+        call    put_hex
+        call    newline
+        xor     %r12d, %r12d                    /* every port, reads and writes */
+1:      cmp     $0x64, %r12d                    /* not the i8042 command port: 0xfe resets */
+        je      2f
+        call    random
+        mov     %r12d, %edx
+        out     %al, (%dx)
+        in      (%dx), %al
+2:      inc     %r12d
+        cmp     $0x10000, %r12d
+        jne     1b
+        mov     $COM1 + 3, %dx                  /* put the UART back: no divisor latch, no loopback */
+        mov     $3, %al
+        out     %al, (%dx)
+        mov     $COM1 + 4, %dx
+        xor     %al, %al
+        out     %al, (%dx)
+        mov     $VIRTIO_BASE, %ebx              /* every virtio register, twice over */
+        xor     %r12d, %r12d
+3:      call    random
+        mov     %eax, (%rbx, %r12)
+        mov     (%rbx, %r12), %eax
+        add     $4, %r12d
+        cmp     $0x400, %r12d
+        jne     3b
+        movl    $0, 0x070(%rbx)                 /* then a well set-up device with garbage rings */
+        movl    $3, 0x070(%rbx)
+        movl    $1, 0x024(%rbx)
+        movl    $1, 0x020(%rbx)
+        movl    $11, 0x070(%rbx)
+        lea     virtq(%rip), %rdi
+        mov     $(4096 / 8), %r12d
+4:      call    random
+        stosq
+        dec     %r12d
+        jnz     4b
+        movl    $0, 0x030(%rbx)
+        movl    $VIRTIO_QUEUE_SIZE, 0x038(%rbx)
+        lea     virtq_rx(%rip), %rax
+        call    virtio_queue_addresses
+        movl    $1, 0x044(%rbx)
+        movl    $1, 0x030(%rbx)
+        movl    $VIRTIO_QUEUE_SIZE, 0x038(%rbx)
+        lea     virtq(%rip), %rax
+        call    virtio_queue_addresses
+        movl    $1, 0x044(%rbx)
+        movl    $15, 0x070(%rbx)
+        movl    $0, 0x050(%rbx)
+        movl    $1, 0x050(%rbx)
+        lea     msg_storm_done(%rip), %rsi
+        jmp     puts
 
 /* A virtio-mmio (version 2) console driver, transmit queue only. */
         .set VIRTIO_BASE, 0xd0000000
@@ -532,6 +617,9 @@ msg_halt:          .asciz "microvm-test-guest: halting\n"
 msg_reset:         .asciz "microvm-test-guest: reset\n"
 word_int3:         .asciz "tg.int3"
 word_triple:       .asciz "tg.triple"
+word_storm:        .asciz "tg.storm"
+msg_storm_seed:    .asciz "storm: seed=0x"
+msg_storm_done:    .asciz "\nstorm: done\n"
 msg_triple:        .asciz "microvm-test-guest: triple fault\n"
 word_virtio:       .asciz "tg.virtio"
 word_smp:          .asciz "tg.smp"
@@ -551,6 +639,7 @@ word_halt:         .asciz "tg.halt"
 empty_idt:      .word 0
                 .quad 0
         .balign 8
+seed:           .quad 1
 cmdline:        .quad 0
 initrd_addr:    .quad 0
 initrd_size:    .quad 0

@@ -14,7 +14,8 @@ public final class VirtioConsole: VirtioDevice, Sendable {
 
     struct State {
         var queues: [Virtqueue] = []
-        var interrupt: VirtioInterrupt?
+        /// Weak: the transport owns this device, and a strong reference back would keep both alive forever.
+        weak var interrupt: VirtioInterrupt?
         var pendingInput: [UInt8] = []
         var columns: UInt16 = 80
         var rows: UInt16 = 24

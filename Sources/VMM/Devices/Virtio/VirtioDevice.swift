@@ -19,8 +19,9 @@ public protocol VirtioDevice: AnyObject, Sendable {
 }
 
 /// How a device tells the driver about used buffers, configuration changes, or a
-/// queue it had to give up on.
-public protocol VirtioInterrupt: Sendable {
+/// queue it had to give up on. Devices hold it weakly: it is their transport, which
+/// holds them.
+public protocol VirtioInterrupt: AnyObject, Sendable {
     func usedBuffers()
     func configurationChanged()
     /// The guest broke the queue rules: report once and set DEVICE_NEEDS_RESET.
