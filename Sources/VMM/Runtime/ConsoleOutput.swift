@@ -8,13 +8,13 @@ final class ConsoleOutput: @unchecked Sendable {
     private let log: Int32?
 
     /// Opens (truncating) `logPath` if given.
-    init(fd: Int32 = STDOUT_FILENO, socket: ConsoleSocketServer? = nil, logPath: String? = nil) throws(BootError) {
+    init(fd: Int32 = STDOUT_FILENO, socket: ConsoleSocketServer? = nil, logPath: String? = nil) throws(ConfigurationError) {
         self.fd = fd
         self.socket = socket
         if let logPath {
             let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard logFD >= 0 else {
-                throw .unreadable(file: logPath, reason: "cannot open the console log: \(String(cString: strerror(errno)))")
+                throw .consoleLog(path: logPath, reason: String(cString: strerror(errno)))
             }
             log = logFD
         } else {
