@@ -13,10 +13,12 @@ let package = Package(
     ],
     targets: [
         .target(name: "CKVM"),
+        .systemLibrary(name: "CSeccomp", providers: [.apt(["libseccomp-dev"])]),
         .target(
             name: "VMM",
             dependencies: [
                 "CKVM",
+                "CSeccomp",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

@@ -139,7 +139,7 @@ public final class MicroVM: @unchecked Sendable {
             let events = self.events
             let firstRun: (@Sendable () -> Void)? = cpu.id == 0 ? { @Sendable in events.firstRun() } : nil
             let runner = VCPURunner(cpu: cpu, memory: memory, ioBus: ioBus, mmioBus: mmioBus, control: control,
-                                    profile: profile, onFirstRun: firstRun)
+                                    profile: profile, seccomp: configuration.seccomp, onFirstRun: firstRun)
             do throws(KVMError) {
                 let thread = try NativeThread(name: "microvm-vcpu\(cpu.id)") { runner.run() }
                 control.onStop {
@@ -150,6 +150,13 @@ public final class MicroVM: @unchecked Sendable {
             } catch {
                 control.stop(.vmmError(error.description))
                 break
+            }
+        }
+        if configuration.seccomp {
+            do {
+                try SeccompFilter.install(for: .eventLoop)
+            } catch {
+                control.stop(.vmmError(error.description))
             }
         }
         loop.run()

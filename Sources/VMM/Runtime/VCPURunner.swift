@@ -11,9 +11,10 @@ final class VCPURunner: @unchecked Sendable {
     let profile: HostProfile
     /// Called once, when the first KVM_RUN is about to happen (for boot timing).
     let onFirstRun: (@Sendable () -> Void)?
+    let seccomp: Bool
 
     init(cpu: VirtualCPU, memory: GuestMemory, ioBus: Bus, mmioBus: Bus, control: RunControl, profile: HostProfile,
-         onFirstRun: (@Sendable () -> Void)? = nil) {
+         seccomp: Bool, onFirstRun: (@Sendable () -> Void)? = nil) {
         self.cpu = cpu
         self.memory = memory
         self.ioBus = ioBus
@@ -21,6 +22,7 @@ final class VCPURunner: @unchecked Sendable {
         self.control = control
         self.profile = profile
         self.onFirstRun = onFirstRun
+        self.seccomp = seccomp
     }
 
     func run() {
@@ -28,6 +30,14 @@ final class VCPURunner: @unchecked Sendable {
         sigemptyset(&kick)
         sigaddset(&kick, RunControl.kickSignal)
         pthread_sigmask(SIG_UNBLOCK, &kick, nil)
+        if seccomp {
+            do {
+                try SeccompFilter.install(for: .vcpu)
+            } catch {
+                control.stop(.vmmError("vCPU \(cpu.id): \(error.description)"))
+                return
+            }
+        }
         onFirstRun?()
         while !control.isStopping {
             let exit: VCPUExit

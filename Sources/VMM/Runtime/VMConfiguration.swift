@@ -19,6 +19,10 @@ public struct VMConfiguration: Sendable {
     public var consoleLog: String?
     /// Whether to take console input from standard input (ignored with a console socket).
     public var consoleInput: Bool
+    /// Restrict each vCPU thread and the thread that calls `run()` to the system calls
+    /// they need, from the start of the run on. The calling thread keeps its filter after
+    /// `run()` returns, so a process that goes on to do other work leaves this off.
+    public var seccomp: Bool
 
     public enum ConsoleDevice: String, Sendable, CaseIterable {
         /// The 16550 UART on COM1 (`console=ttyS0`).
@@ -43,7 +47,7 @@ public struct VMConfiguration: Sendable {
     public init(kernel: String, initrd: String? = nil, commandLine: KernelCommandLine? = nil,
                 memorySize: UInt64 = defaultMemorySize, vcpuCount: Int = 1, console: ConsoleDevice = .serial,
                 consoleSocket: String? = nil, consoleOutput: Int32 = STDOUT_FILENO, consoleLog: String? = nil,
-                consoleInput: Bool = true) {
+                consoleInput: Bool = true, seccomp: Bool = false) {
         self.kernel = kernel
         self.initrd = initrd
         self.commandLine = commandLine ?? KernelCommandLine(Self.defaultCommandLine(console: console))
@@ -54,5 +58,6 @@ public struct VMConfiguration: Sendable {
         self.consoleOutput = consoleOutput
         self.consoleLog = consoleLog
         self.consoleInput = consoleInput
+        self.seccomp = seccomp
     }
 }

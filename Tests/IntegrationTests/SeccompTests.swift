@@ -1,0 +1,22 @@
+import Foundation
+import Testing
+
+/// The VM's threads run under seccomp allow-lists (every other integration test runs with
+/// them on); a call off the list ends the process with a line that names it.
+@Suite(.enabled(if: KVMHost.isAvailable && GuestImages.haveTestGuest, GuestImages.missingTestGuest))
+struct SeccompTests {
+    @Test func aCallOffTheListEndsTheProcessWithAClearMessage() throws {
+        let result = try MicroVMProcess.run(["run", "--seccomp-selftest", "--kernel", GuestImages.testGuestELF, "--cmdline", "x"])
+        #expect(result.lines.contains("microvm-test-guest: reset"), "the guest runs normally under the filters")
+        #expect(!result.terminatedBySignal)
+        #expect(result.status == 128 + SIGSYS)
+        // 110 is getppid on x86_64, the call --seccomp-selftest makes after the run.
+        #expect(result.stderr.contains("microvm: seccomp: blocked system call 110,"), "stderr: \(result.stderr)")
+    }
+
+    @Test func noSeccompTurnsTheFiltersOff() throws {
+        let result = try MicroVMProcess.run(["run", "--no-seccomp", "--seccomp-selftest", "--kernel", GuestImages.testGuestELF, "--cmdline", "x"])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        #expect(result.stderr.isEmpty)
+    }
+}
