@@ -22,10 +22,4 @@ public final class EventFD: @unchecked Sendable {
         var one: UInt64 = 1
         _ = write(fd.rawValue, &one, 8)
     }
-
-    /// Reads and resets the counter; nil when it was zero on a non-blocking eventfd.
-    public func consume() -> UInt64? {
-        var value: UInt64 = 0
-        return read(fd.rawValue, &value, 8) == 8 ? value : nil
-    }
 }

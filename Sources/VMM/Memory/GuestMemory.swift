@@ -85,10 +85,6 @@ public final class GuestMemory: @unchecked Sendable {
         Array(try slice(at: address, count: count))
     }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer, at address: GuestAddress) throws(GuestMemoryError) {
-        let source = try slice(at: address, count: buffer.count)
-        buffer.copyMemory(from: UnsafeRawBufferPointer(source))
-    }
 
     public func write(_ bytes: UnsafeRawBufferPointer, at address: GuestAddress) throws(GuestMemoryError) {
         let destination = try slice(at: address, count: bytes.count)

@@ -16,7 +16,6 @@ public enum MemoryMap {
     public static let mmioGapStart: GuestAddress = 0xd000_0000
     public static let mmioGapEnd: GuestAddress = 0x1_0000_0000
     public static let virtioMMIOBase: GuestAddress = 0xd000_0000
-    public static let virtioMMIOStride: UInt64 = 0x1000
     public static let firstVirtioIRQ: UInt32 = 5
     public static let ioapic: GuestAddress = 0xfec0_0000
     public static let lapic: GuestAddress = 0xfee0_0000

@@ -40,7 +40,7 @@ final class ConsoleSocketServer: @unchecked Sendable {
         state.withLock { state in
             state.history.append(bytes)
             if let client = state.client {
-                _ = send(client, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+                Self.sendWithoutWaiting(client, bytes)
             }
         }
     }
@@ -53,13 +53,18 @@ final class ConsoleSocketServer: @unchecked Sendable {
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         state.withLock { state in
             if state.client != nil {
-                Self.refusal.withUnsafeBytes { _ = send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+                Self.refusal.withUnsafeBytes { Self.sendWithoutWaiting(fd, $0) }
                 close(fd)
                 return
             }
             state.client = fd
-            state.history.contents.withUnsafeBytes { _ = send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            state.history.contents.withUnsafeBytes { Self.sendWithoutWaiting(fd, $0) }
         }
+    }
+
+    /// A client that cannot take the bytes now, or has gone, loses them: the guest never waits.
+    private static func sendWithoutWaiting(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
+        _ = send(fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
     }
 
     /// Reads what the client typed; nil once it has gone (and it is then dropped).

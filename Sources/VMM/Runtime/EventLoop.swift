@@ -6,6 +6,8 @@ import Glibc
 final class EventLoop {
     /// Signals that stop the VM cleanly; they are blocked in every thread and read here.
     static let stopSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+    /// Every signal this loop reads: the stop signals and terminal resizes.
+    static let handledSignals = stopSignals + [SIGWINCH]
     /// TIOCGWINSZ, which Swift cannot import (a function-like macro).
     static let getWindowSize: UInt = 0x5413
 
@@ -35,7 +37,7 @@ final class EventLoop {
         self.resize = resize
         var mask = sigset_t()
         sigemptyset(&mask)
-        for signal in Self.stopSignals + [SIGWINCH] { sigaddset(&mask, signal) }
+        for signal in Self.handledSignals { sigaddset(&mask, signal) }
         signals = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
         guard signals >= 0 else { throw .systemCallFailed(call: "signalfd", errno: .init(rawValue: errno)) }
     }

@@ -105,7 +105,7 @@ public final class MicroVM: @unchecked Sendable {
         var previousMask = sigset_t()
         var blocked = sigset_t()
         sigemptyset(&blocked)
-        for signal in EventLoop.stopSignals + [SIGWINCH, RunControl.kickSignal] { sigaddset(&blocked, signal) }
+        for signal in EventLoop.handledSignals + [RunControl.kickSignal] { sigaddset(&blocked, signal) }
         pthread_sigmask(SIG_BLOCK, &blocked, &previousMask)
         defer { pthread_sigmask(SIG_SETMASK, &previousMask, nil) }
         installKickHandler()

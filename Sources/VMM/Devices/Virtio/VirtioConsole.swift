@@ -89,19 +89,17 @@ public final class VirtioConsole: VirtioDevice, Sendable {
             if index == Self.receiveQueue { return deliverInput(&state) }
             let queue = state.queues[Self.transmitQueue]
             var completed = false
-            do {
+            do throws(VirtqueueError) {
                 while let chain = try queue.next() {
-                    guard chain.writable.isEmpty else { throw VirtqueueError.wrongDirection(head: chain.head, expected: "device-readable") }
+                    guard chain.writable.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-readable") }
                     for buffer in chain.readable {
-                        transmitted.append(try readBuffer(buffer, queue.memory))
+                        transmitted.append(Array(try Self.memory(of: buffer, count: Int(buffer.length), in: queue)))
                     }
                     queue.complete(chain, written: 0)
                     completed = true
                 }
-            } catch let error as VirtqueueError {
-                return fail(&state, error)
             } catch {
-                return nil
+                return fail(&state, error)
             }
             return completed && queue.shouldInterrupt() ? notifier(state) : nil
         }
@@ -117,11 +115,14 @@ public final class VirtioConsole: VirtioDevice, Sendable {
         }
     }
 
-    private func readBuffer(_ buffer: VirtqueueBuffer, _ memory: GuestMemory) throws(VirtqueueError) -> [UInt8] {
+    /// The first `count` bytes of a buffer the queue already checked; the error cannot
+    /// happen unless the queue's checks are wrong, and then it breaks the queue, not the VMM.
+    private static func memory(of buffer: VirtqueueBuffer, count: Int, in queue: Virtqueue) throws(VirtqueueError)
+        -> UnsafeMutableRawBufferPointer {
         do {
-            return try memory.read(at: buffer.address, count: Int(buffer.length))
+            return try queue.memory.slice(at: buffer.address, count: count)
         } catch {
-            throw .outsideMemory(what: "buffer", address: buffer.address, length: Int(buffer.length))
+            throw .outsideMemory(what: "buffer", address: buffer.address, length: count)
         }
     }
 
@@ -130,13 +131,13 @@ public final class VirtioConsole: VirtioDevice, Sendable {
         guard !state.broken, state.queues.count == 2, !state.pendingInput.isEmpty else { return nil }
         let queue = state.queues[Self.receiveQueue]
         var completed = false
-        do {
+        do throws(VirtqueueError) {
             while !state.pendingInput.isEmpty, let chain = try queue.next() {
-                guard chain.readable.isEmpty else { throw VirtqueueError.wrongDirection(head: chain.head, expected: "device-writable") }
+                guard chain.readable.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-writable") }
                 var written = 0
                 for buffer in chain.writable where written < state.pendingInput.count {
                     let count = min(Int(buffer.length), state.pendingInput.count - written)
-                    let destination = try queue.memory.slice(at: buffer.address, count: count)
+                    let destination = try Self.memory(of: buffer, count: count, in: queue)
                     state.pendingInput[written..<(written + count)].withUnsafeBytes { destination.copyMemory(from: $0) }
                     written += count
                 }
@@ -144,10 +145,8 @@ public final class VirtioConsole: VirtioDevice, Sendable {
                 queue.complete(chain, written: UInt32(written))
                 completed = true
             }
-        } catch let error as VirtqueueError {
-            return fail(&state, error)
         } catch {
-            return fail(&state, .outsideMemory(what: "receive buffer", address: 0, length: 0))
+            return fail(&state, error)
         }
         return completed && queue.shouldInterrupt() ? notifier(state) : nil
     }
