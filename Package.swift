@@ -1,6 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// One target per layer, so that a wrong-way dependency does not compile: devices
+// and loaders see guest memory, never KVM; only the runtime wires them together.
 let package = Package(
     name: "microvm",
     products: [
@@ -13,15 +15,23 @@ let package = Package(
     ],
     targets: [
         .target(name: "CKVM"),
+        .target(name: "CLinux"),
         .systemLibrary(name: "CSeccomp", providers: [.apt(["libseccomp-dev"])]),
+        .target(name: "Memory", dependencies: ["CLinux"]),
+        .target(name: "X86"),
         .target(
-            name: "VMM",
-            dependencies: [
-                "CKVM",
-                "CSeccomp",
-                .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            name: "KVM",
+            dependencies: ["CKVM", "CLinux", "Memory", "X86", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        .target(name: "Boot", dependencies: ["Memory"]),
+        .target(name: "Arch", dependencies: ["Memory", "Boot", "X86"]),
+        .target(name: "Devices", dependencies: ["Memory"]),
+        .target(
+            name: "Runtime",
+            dependencies: ["KVM", "Memory", "X86", "Boot", "Arch", "Devices", "CLinux", "CSeccomp",
+                           .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .target(name: "VMM", dependencies: ["Runtime", "KVM", "Memory", "X86", "Boot", "Arch", "Devices"]),
         .executableTarget(
             name: "microvm",
             dependencies: [
@@ -29,7 +39,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["VMM", "CKVM"]),
+        // Runs VM cycles alone in a process of its own, so that the leak and stop tests
+        // measure nothing but the VMs they start.
+        .executableTarget(name: "vmm-probe", dependencies: ["VMM"], path: "Tests/Probe"),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "Runtime", "KVM", "Memory", "X86", "Boot", "Arch", "Devices", "CLinux"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["VMM", "Runtime", "CLinux"]),
     ]
 )

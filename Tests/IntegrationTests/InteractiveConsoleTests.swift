@@ -1,4 +1,4 @@
-import CKVM
+import CLinux
 import Foundation
 import Testing
 
@@ -9,12 +9,10 @@ final class PseudoTerminal {
 
     init() throws {
         // posix_openpt and friends are hidden from Swift's Glibc; these are the ioctls behind them.
-        let unlockRequest: UInt = 0x4004_5431 // TIOCSPTLCK
-        let numberRequest: UInt = 0x8004_5430 // TIOCGPTN
         master = open("/dev/ptmx", O_RDWR | O_NOCTTY)
         var unlock: Int32 = 0
         var number: UInt32 = 0
-        guard master >= 0, ckvm_ioctl_ptr(master, unlockRequest, &unlock) == 0, ckvm_ioctl_ptr(master, numberRequest, &number) == 0 else {
+        guard master >= 0, clinux_ioctl_ptr(master, CLINUX_TIOCSPTLCK, &unlock) == 0, clinux_ioctl_ptr(master, CLINUX_TIOCGPTN, &number) == 0 else {
             throw POSIXError(.ENODEV)
         }
         slavePath = "/dev/pts/\(number)"

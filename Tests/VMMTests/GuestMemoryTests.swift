@@ -1,5 +1,11 @@
 import Testing
-@testable import VMM
+@testable import Arch
+@testable import Boot
+@testable import Devices
+@testable import KVM
+@testable import Memory
+@testable import Runtime
+import X86
 
 @Suite struct GuestMemoryTests {
     @Test func layoutBelowTheGapIsOneRegion() throws {

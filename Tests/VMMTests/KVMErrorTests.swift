@@ -1,6 +1,12 @@
 import SystemPackage
 import Testing
-@testable import VMM
+@testable import Arch
+@testable import Boot
+@testable import Devices
+@testable import KVM
+@testable import Memory
+@testable import Runtime
+import X86
 
 @Suite struct KVMErrorTests {
     @Test func ioctlFailureNamesTheRequestAndTheErrno() {

@@ -1,6 +1,11 @@
-import CKVM
 import Testing
-@testable import VMM
+@testable import Arch
+@testable import Boot
+@testable import Devices
+@testable import KVM
+@testable import Memory
+@testable import Runtime
+import X86
 
 @Suite struct MPTableTests {
     func sum(_ bytes: ArraySlice<UInt8>) -> UInt8 { bytes.reduce(0, &+) }
@@ -42,15 +47,8 @@ import Testing
 }
 
 @Suite struct CPUIDTopologyTests {
-    func entry(_ function: UInt32, index: UInt32 = 0, eax: UInt32 = 0, ebx: UInt32 = 0, ecx: UInt32 = 0, edx: UInt32 = 0) -> kvm_cpuid_entry2 {
-        var entry = kvm_cpuid_entry2()
-        entry.function = function
-        entry.index = index
-        entry.eax = eax
-        entry.ebx = ebx
-        entry.ecx = ecx
-        entry.edx = edx
-        return entry
+    func entry(_ function: UInt32, index: UInt32 = 0, eax: UInt32 = 0, ebx: UInt32 = 0, ecx: UInt32 = 0, edx: UInt32 = 0) -> CPUIDEntry {
+        CPUIDEntry(function: function, index: index, eax: eax, ebx: ebx, ecx: ecx, edx: edx)
     }
 
     @Test func eachVCPUGetsItsAPICIDAndTheSharedTopology() {

@@ -5,10 +5,6 @@
 #define CKVM_H
 
 #include <linux/kvm.h>
-// Linux interfaces the VMM uses beside KVM that Swift's Glibc module does not export:
-// eventfd (ioeventfd, irqfd, thread wake-ups) and signalfd (signals in the event loop).
-#include <sys/eventfd.h>
-#include <sys/signalfd.h>
 
 // System ioctls (on the /dev/kvm fd).
 static const unsigned long CKVM_GET_API_VERSION = KVM_GET_API_VERSION;

@@ -1,0 +1,64 @@
+import Memory
+
+/// Puts a kernel, its initrd and command line into guest memory with the boot
+/// structures its entry path reads (zero page or PVH start info).
+public enum KernelLoader {
+    /// Loads `kernel` (bzImage or ELF, told apart by content) and returns how to enter it.
+    public static func load(kernel kernelPath: String, initrd initrdPath: String?, commandLine: KernelCommandLine,
+                            into memory: GuestMemory) throws(BootError) -> LoadedKernel.Entry {
+        let image = try ImageFile.read(kernelPath)
+        let kernel = ELFLoader.matches(image)
+            ? try ELFLoader.load(image, file: kernelPath, into: memory)
+            : try BzImageLoader.load(image, file: kernelPath, into: memory)
+
+        let commandLineBytes = try commandLine.bytes(limit: min(kernel.commandLineLimit, MemoryMap.commandLineMaxSize - 1))
+        do {
+            try memory.write(commandLineBytes, at: MemoryMap.commandLine)
+        } catch {
+            throw .invalidCommandLine(reason: error.description)
+        }
+
+        var initrd: (address: GuestAddress, size: UInt64)?
+        if let initrdPath {
+            let data = try ImageFile.read(initrdPath)
+            let address = try placeInitrd(size: UInt64(data.count), file: initrdPath, kernel: kernel, memory: memory)
+            do {
+                try memory.write(data, at: address)
+            } catch {
+                throw .invalidInitrd(file: initrdPath, reason: error.description)
+            }
+            initrd = (address, UInt64(data.count))
+        }
+
+        let e820 = E820Entry.map(for: memory)
+        do {
+            switch kernel.entry {
+            case .linux64:
+                var params = BootParams(header: kernel.setupHeader)
+                params.setCommandLine(at: MemoryMap.commandLine)
+                if let initrd { params.setInitrd(at: initrd.address, size: initrd.size) }
+                params.setE820(e820)
+                try memory.write(params.bytes, at: MemoryMap.zeroPage)
+            case .pvh:
+                let info = PVHStartInfo(commandLine: MemoryMap.commandLine, initrd: initrd, memoryMap: e820)
+                try memory.write(info.bytes(at: MemoryMap.pvhStartInfo), at: MemoryMap.pvhStartInfo)
+            }
+        } catch {
+            throw .invalidKernel(file: kernelPath, reason: "guest RAM too small for the boot structures: \(error.description)")
+        }
+        return kernel.entry
+    }
+
+    /// The initrd goes page aligned at the top of RAM below the 32-bit gap and below
+    /// the kernel's `initrd_addr_max`, above the kernel.
+    static func placeInitrd(size: UInt64, file: String, kernel: LoadedKernel, memory: GuestMemory) throws(BootError) -> GuestAddress {
+        let lowEnd = memory.regions.first { $0.start.rawValue <= kernel.end.rawValue && kernel.end.rawValue <= $0.end }?.end ?? 0
+        var top = min(lowEnd, MemoryMap.mmioGapStart.rawValue)
+        if let limit = kernel.initrdAddressMax { top = min(top, limit + 1) }
+        let bottom = kernel.end.alignedUp(to: MemoryMap.pageSize)?.rawValue ?? UInt64.max
+        guard size <= top, (top - size) & ~(MemoryMap.pageSize - 1) >= bottom else {
+            throw .invalidInitrd(file: file, reason: "\(size) bytes do not fit in guest RAM between the kernel's end at \(kernel.end) and 0x\(String(top, radix: 16)); give the guest more memory")
+        }
+        return GuestAddress((top - size) & ~(MemoryMap.pageSize - 1))
+    }
+}

@@ -1,0 +1,165 @@
+import Memory
+import Synchronization
+
+/// virtio-console with a single port (virtio 1.x, section 5.3): receiveq 0 carries
+/// input to the guest, transmitq 1 output from it. The console size is offered with
+/// VIRTIO_CONSOLE_F_SIZE. Input waits in a bounded buffer until the guest posts
+/// receive buffers.
+public final class VirtioConsole: VirtioDevice, Sendable {
+    public static let featureSize: UInt64 = 1 << 0
+    static let receiveQueue = 0
+    static let transmitQueue = 1
+    public static let queueSize: UInt16 = 256
+    /// Input held for the guest at most; the console stops reading beyond it.
+    public static let inputCapacity = 64 * 1024
+
+    struct State {
+        var queues: [Virtqueue] = []
+        /// Weak: the transport owns this device, and a strong reference back would keep both alive forever.
+        weak var interrupt: VirtioInterrupt?
+        var pendingInput: [UInt8] = []
+        var columns: UInt16 = 80
+        var rows: UInt16 = 24
+        var broken = false
+    }
+
+    private let state = Mutex(State())
+    private let output: @Sendable (UnsafeRawBufferPointer) -> Void
+
+    public var deviceType: UInt32 { 3 }
+    public var maximumQueueSizes: [UInt16] { [Self.queueSize, Self.queueSize] }
+    public var deviceFeatures: UInt64 { Self.featureSize }
+
+    /// `output` receives what the guest writes to the console, on the notifying vCPU's thread.
+    public init(output: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) {
+        self.output = output
+    }
+
+    public func readConfiguration(offset: Int, into data: UnsafeMutableRawBufferPointer) {
+        var configuration = [UInt8](repeating: 0, count: 12)
+        state.withLock { state in
+            configuration.storeLittleEndian(state.columns, at: 0)
+            configuration.storeLittleEndian(state.rows, at: 2)
+        }
+        configuration.storeLittleEndian(UInt32(1), at: 4)
+        for index in 0..<data.count where offset + index < configuration.count && offset >= 0 {
+            data[index] = configuration[offset + index]
+        }
+    }
+
+    /// Room left for input.
+    public var inputSpace: Int { state.withLock { Self.inputCapacity - $0.pendingInput.count } }
+
+    /// Queues console input for the guest; returns how many bytes were taken.
+    @discardableResult
+    public func receive(_ bytes: some Collection<UInt8>) -> Int {
+        let (taken, interrupt) = state.withLock { state in
+            let taken = min(bytes.count, Self.inputCapacity - state.pendingInput.count)
+            state.pendingInput += bytes.prefix(taken)
+            return (taken, deliverInput(&state))
+        }
+        interrupt?()
+        return taken
+    }
+
+    /// Sets the console size the guest sees (a terminal resize).
+    public func setSize(columns: UInt16, rows: UInt16) {
+        let interrupt = state.withLock { state -> VirtioInterrupt? in
+            guard state.columns != columns || state.rows != rows else { return nil }
+            state.columns = columns
+            state.rows = rows
+            return state.interrupt
+        }
+        interrupt?.configurationChanged()
+    }
+
+    public func activate(queues: [Virtqueue], features: UInt64, interrupt: VirtioInterrupt) {
+        let signal = state.withLock { state in
+            state.queues = queues
+            state.interrupt = interrupt
+            state.broken = false
+            return deliverInput(&state)
+        }
+        signal?()
+    }
+
+    public func queueNotified(_ index: Int) {
+        var transmitted: [[UInt8]] = []
+        let signal = state.withLock { state -> (@Sendable () -> Void)? in
+            guard !state.broken, state.queues.count == 2 else { return nil }
+            if index == Self.receiveQueue { return deliverInput(&state) }
+            let queue = state.queues[Self.transmitQueue]
+            var completed = false
+            do throws(VirtqueueError) {
+                while let chain = try queue.next() {
+                    guard chain.writable.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-readable") }
+                    for buffer in chain.readable {
+                        transmitted.append(Array(try Self.memory(of: buffer, count: Int(buffer.length), in: queue)))
+                    }
+                    queue.complete(chain, written: 0)
+                    completed = true
+                }
+            } catch {
+                return fail(&state, error)
+            }
+            return completed && queue.shouldInterrupt() ? notifier(state) : nil
+        }
+        for bytes in transmitted { bytes.withUnsafeBytes { output($0) } }
+        signal?()
+    }
+
+    public func reset() {
+        state.withLock { state in
+            state.queues = []
+            state.interrupt = nil
+            state.broken = false
+        }
+    }
+
+    /// The first `count` bytes of a buffer the queue already checked; the error cannot
+    /// happen unless the queue's checks are wrong, and then it breaks the queue, not the VMM.
+    private static func memory(of buffer: VirtqueueBuffer, count: Int, in queue: Virtqueue) throws(VirtqueueError)
+        -> UnsafeMutableRawBufferPointer {
+        do {
+            return try queue.memory.slice(at: buffer.address, count: count)
+        } catch {
+            throw .outsideMemory(what: "buffer", address: buffer.address, length: count)
+        }
+    }
+
+    /// Moves pending input into the guest's receive buffers; returns the interrupt to raise.
+    private func deliverInput(_ state: inout State) -> (@Sendable () -> Void)? {
+        guard !state.broken, state.queues.count == 2, !state.pendingInput.isEmpty else { return nil }
+        let queue = state.queues[Self.receiveQueue]
+        var completed = false
+        do throws(VirtqueueError) {
+            while !state.pendingInput.isEmpty, let chain = try queue.next() {
+                guard chain.readable.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-writable") }
+                var written = 0
+                for buffer in chain.writable where written < state.pendingInput.count {
+                    let count = min(Int(buffer.length), state.pendingInput.count - written)
+                    let destination = try Self.memory(of: buffer, count: count, in: queue)
+                    state.pendingInput[written..<(written + count)].withUnsafeBytes { destination.copyMemory(from: $0) }
+                    written += count
+                }
+                state.pendingInput.removeFirst(written)
+                queue.complete(chain, written: UInt32(written))
+                completed = true
+            }
+        } catch {
+            return fail(&state, error)
+        }
+        return completed && queue.shouldInterrupt() ? notifier(state) : nil
+    }
+
+    private func notifier(_ state: State) -> (@Sendable () -> Void)? {
+        guard let interrupt = state.interrupt else { return nil }
+        return { interrupt.usedBuffers() }
+    }
+
+    private func fail(_ state: inout State, _ error: VirtqueueError) -> (@Sendable () -> Void)? {
+        state.broken = true
+        guard let interrupt = state.interrupt else { return nil }
+        return { interrupt.deviceNeedsReset(error) }
+    }
+}

@@ -1,0 +1,161 @@
+import Memory
+import Synchronization
+
+/// One buffer of a descriptor chain, already checked to lie inside guest memory.
+public struct VirtqueueBuffer: Equatable, Sendable {
+    public let address: GuestAddress
+    public let length: UInt32
+    /// Device-writable (the guest receives into it) rather than device-readable.
+    public let writable: Bool
+}
+
+/// A descriptor chain the driver made available: its head index and its buffers in order.
+public struct DescriptorChain: Equatable, Sendable {
+    public let head: UInt16
+    public let buffers: [VirtqueueBuffer]
+
+    public var readable: [VirtqueueBuffer] { buffers.filter { !$0.writable } }
+    public var writable: [VirtqueueBuffer] { buffers.filter(\.writable) }
+}
+
+/// The device side of a virtio 1.x split virtqueue in guest memory. Every value the
+/// guest controls (indices, addresses, lengths, flags) is checked before use, and a
+/// violation is thrown rather than followed, so the VMM never reads or writes outside
+/// guest RAM whatever the guest writes. Not thread-safe: its device serialises use.
+public final class Virtqueue: @unchecked Sendable {
+    static let descriptorSize: UInt64 = 16
+    static let flagNext: UInt16 = 1
+    static let flagWrite: UInt16 = 2
+    static let flagIndirect: UInt16 = 4
+    /// VRING_AVAIL_F_NO_INTERRUPT in the available ring's flags.
+    static let availableNoInterrupt: UInt16 = 1
+
+    public let memory: GuestMemory
+    public let size: UInt16
+    public let descriptorTable: GuestAddress
+    public let availableRing: GuestAddress
+    public let usedRing: GuestAddress
+    /// VIRTIO_F_EVENT_IDX was negotiated: notifications follow used_event / avail_event.
+    public let eventIndex: Bool
+
+    /// Next available-ring slot to consume.
+    public private(set) var nextAvailable: UInt16 = 0
+    /// Next used-ring slot to fill (the used index as published).
+    public private(set) var nextUsed: UInt16 = 0
+    /// Used index when the driver was last notified.
+    private var lastSignalledUsed: UInt16 = 0
+    private var signalledOnce = false
+
+    /// Checks that the three rings of a queue of `size` entries lie in guest memory.
+    public init(memory: GuestMemory, size: UInt16, descriptorTable: GuestAddress, availableRing: GuestAddress,
+                usedRing: GuestAddress, eventIndex: Bool) throws(VirtqueueError) {
+        self.memory = memory
+        self.size = size
+        self.descriptorTable = descriptorTable
+        self.availableRing = availableRing
+        self.usedRing = usedRing
+        self.eventIndex = eventIndex
+        let count = Int(size)
+        try Self.check(memory, "descriptor table", descriptorTable, count * 16)
+        try Self.check(memory, "available ring", availableRing, 6 + count * 2)
+        try Self.check(memory, "used ring", usedRing, 6 + count * 8)
+    }
+
+    private static func check(_ memory: GuestMemory, _ what: String, _ address: GuestAddress, _ length: Int) throws(VirtqueueError) {
+        guard memory.contains(address, length: length) else { throw .outsideMemory(what: what, address: address, length: length) }
+    }
+
+    private func load<T: FixedWidthInteger>(_ type: T.Type, _ address: GuestAddress) -> T {
+        // Ring addresses were checked at construction and offsets stay inside them.
+        (try? memory.load(T.self, at: address)) ?? 0
+    }
+
+    /// The driver's available index.
+    var availableIndex: UInt16 { load(UInt16.self, GuestAddress(availableRing.rawValue + 2)) }
+
+    /// The next chain the driver made available, or nil when there is none.
+    public func next() throws(VirtqueueError) -> DescriptorChain? {
+        let available = availableIndex
+        guard available != nextAvailable else { return nil }
+        guard available &- nextAvailable <= size else {
+            throw .availableIndexJump(previous: nextAvailable, now: available, size: size)
+        }
+        // Read the ring entry only after the index that published it.
+        atomicMemoryFence(ordering: .acquiring)
+        let slot = GuestAddress(availableRing.rawValue + 4 + UInt64(nextAvailable % size) * 2)
+        let head = load(UInt16.self, slot)
+        nextAvailable &+= 1
+        return try chain(from: head)
+    }
+
+    /// Walks the chain from `head`, following NEXT links and one level of indirect table.
+    public func chain(from head: UInt16) throws(VirtqueueError) -> DescriptorChain {
+        guard head < size else { throw .headOutOfRange(index: head, size: size) }
+        var buffers: [VirtqueueBuffer] = []
+        var table = descriptorTable
+        var tableSize = size
+        var index = head
+        var steps = 0
+        var inIndirect = false
+        var sawWritable = false
+        while true {
+            steps += 1
+            guard steps <= Int(tableSize) else { throw .chainTooLong(head: head) }
+            let entry = GuestAddress(table.rawValue + UInt64(index) * Self.descriptorSize)
+            let address = load(UInt64.self, entry)
+            let length = load(UInt32.self, GuestAddress(entry.rawValue + 8))
+            let flags = load(UInt16.self, GuestAddress(entry.rawValue + 12))
+            let next = load(UInt16.self, GuestAddress(entry.rawValue + 14))
+            if flags & Self.flagIndirect != 0 {
+                guard !inIndirect else { throw .nestedIndirect(head: head) }
+                guard length > 0, length % 16 == 0, length / 16 <= 0xffff else { throw .badIndirectTable(head: head, length: length) }
+                try Self.check(memory, "indirect descriptor table", GuestAddress(address), Int(length))
+                table = GuestAddress(address)
+                tableSize = UInt16(length / 16)
+                index = 0
+                steps = 0
+                inIndirect = true
+                continue
+            }
+            guard length > 0 else { throw .zeroLength(head: head) }
+            try Self.check(memory, "buffer", GuestAddress(address), Int(length))
+            let writable = flags & Self.flagWrite != 0
+            if writable { sawWritable = true } else if sawWritable { throw .readableAfterWritable(head: head) }
+            buffers.append(VirtqueueBuffer(address: GuestAddress(address), length: length, writable: writable))
+            guard flags & Self.flagNext != 0 else { break }
+            guard next < tableSize else { throw .nextOutOfRange(head: head, next: next) }
+            index = next
+        }
+        return DescriptorChain(head: head, buffers: buffers)
+    }
+
+    /// Returns a chain to the driver with `length` bytes written into its writable buffers.
+    public func complete(_ chain: DescriptorChain, written length: UInt32) {
+        let slot = GuestAddress(usedRing.rawValue + 4 + UInt64(nextUsed % size) * 8)
+        try? memory.store(UInt32(chain.head), at: slot)
+        try? memory.store(length, at: GuestAddress(slot.rawValue + 4))
+        nextUsed &+= 1
+        // The element must be visible before the index that publishes it.
+        atomicMemoryFence(ordering: .releasing)
+        try? memory.store(nextUsed, at: GuestAddress(usedRing.rawValue + 2))
+        if eventIndex {
+            // avail_event: ask to be notified once the driver passes what we consumed.
+            try? memory.store(nextAvailable, at: GuestAddress(usedRing.rawValue + 4 + UInt64(size) * 8))
+        }
+    }
+
+    /// Whether the driver wants an interrupt for what was completed since the last one.
+    public func shouldInterrupt() -> Bool {
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        defer {
+            lastSignalledUsed = nextUsed
+            signalledOnce = true
+        }
+        if eventIndex {
+            let usedEvent = load(UInt16.self, GuestAddress(availableRing.rawValue + 4 + UInt64(size) * 2))
+            // vring_need_event: the driver asked to hear once used passes used_event.
+            return !signalledOnce || (nextUsed &- usedEvent &- 1) < (nextUsed &- lastSignalledUsed)
+        }
+        return load(UInt16.self, availableRing) & Self.availableNoInterrupt == 0
+    }
+}

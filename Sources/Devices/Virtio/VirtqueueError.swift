@@ -1,0 +1,41 @@
+import Memory
+
+/// A guest-controlled virtqueue value that breaks the rules of the virtio 1.x split ring.
+/// The queue that produced it stops being processed; the device asks for a reset.
+public enum VirtqueueError: Error, Equatable, CustomStringConvertible {
+    case outsideMemory(what: String, address: GuestAddress, length: Int)
+    case headOutOfRange(index: UInt16, size: UInt16)
+    case chainTooLong(head: UInt16)
+    case nextOutOfRange(head: UInt16, next: UInt16)
+    case zeroLength(head: UInt16)
+    case badIndirectTable(head: UInt16, length: UInt32)
+    case nestedIndirect(head: UInt16)
+    case readableAfterWritable(head: UInt16)
+    case availableIndexJump(previous: UInt16, now: UInt16, size: UInt16)
+    case wrongDirection(head: UInt16, expected: String)
+
+    public var description: String {
+        switch self {
+        case .outsideMemory(let what, let address, let length):
+            return "\(what) at \(address) (\(length) bytes) is outside guest memory"
+        case .headOutOfRange(let index, let size):
+            return "descriptor index \(index) is beyond the queue size \(size)"
+        case .chainTooLong(let head):
+            return "descriptor chain from \(head) loops or is longer than the queue"
+        case .nextOutOfRange(let head, let next):
+            return "descriptor chain from \(head) continues to \(next), beyond the table"
+        case .zeroLength(let head):
+            return "descriptor chain from \(head) has a zero-length buffer"
+        case .badIndirectTable(let head, let length):
+            return "descriptor \(head) points to an indirect table of \(length) bytes, not a non-zero multiple of 16"
+        case .nestedIndirect(let head):
+            return "descriptor chain from \(head) nests indirect tables"
+        case .readableAfterWritable(let head):
+            return "descriptor chain from \(head) has a device-readable buffer after a writable one"
+        case .availableIndexJump(let previous, let now, let size):
+            return "available index moved from \(previous) to \(now), more than the queue size \(size)"
+        case .wrongDirection(let head, let expected):
+            return "descriptor chain from \(head) should hold only \(expected) buffers"
+        }
+    }
+}

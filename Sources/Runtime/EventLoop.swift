@@ -1,0 +1,138 @@
+import CLinux
+import Glibc
+import KVM
+
+/// The VM's main thread: waits on the console input (standard input or the console
+/// socket), signals, and the run control's wake-up, and feeds typed bytes to the guest.
+final class EventLoop {
+    /// Signals that stop the VM cleanly; they are blocked in every thread and read here.
+    static let stopSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+    /// Every signal this loop reads: the stop signals and terminal resizes.
+    static let handledSignals = stopSignals + [SIGWINCH]
+
+    enum Input {
+        case none
+        /// Standard input; on a terminal with the Ctrl-A escape.
+        case standardInput(escape: Bool)
+        case socket(ConsoleSocketServer)
+    }
+
+    private let control: RunControl
+    private let signals: Int32
+    private var input: Input
+    private var escape = ConsoleEscape()
+    private var pending: [UInt8] = []
+    private let deliver: ([UInt8]) -> Int
+    private let resize: ((UInt16, UInt16) -> Void)?
+
+    /// `deliver` hands bytes to the guest and returns how many it took; the rest wait
+    /// here (and input is not read) until the guest makes room. `resize` gets the
+    /// terminal size at start and on every SIGWINCH.
+    init(control: RunControl, input: Input, deliver: @escaping ([UInt8]) -> Int,
+         resize: ((UInt16, UInt16) -> Void)?) throws(KVMError) {
+        self.control = control
+        self.input = input
+        self.deliver = deliver
+        self.resize = resize
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for signal in Self.handledSignals { sigaddset(&mask, signal) }
+        signals = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
+        guard signals >= 0 else { throw .systemCallFailed(call: "signalfd", errno: .init(rawValue: errno)) }
+    }
+
+    deinit {
+        close(signals)
+    }
+
+    func run() {
+        updateSize()
+        while !control.isStopping {
+            if !pending.isEmpty { flushPending() }
+            var descriptors = [
+                pollfd(fd: control.wakeup.fd.rawValue, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
+            ]
+            let readable = pending.isEmpty
+            switch input {
+            case .none:
+                break
+            case .standardInput:
+                if readable { descriptors.append(pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)) }
+            case .socket(let server):
+                descriptors.append(pollfd(fd: server.listener, events: Int16(POLLIN), revents: 0))
+                if readable, let client = server.client {
+                    descriptors.append(pollfd(fd: client, events: Int16(POLLIN), revents: 0))
+                }
+            }
+            // While input waits for the guest to read, look again soon.
+            let ready = poll(&descriptors, nfds_t(descriptors.count), pending.isEmpty ? -1 : 10)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                control.stop(.vmmError("poll failed: \(String(cString: strerror(errno)))"))
+                return
+            }
+            if descriptors[1].revents != 0 { readSignals() }
+            for descriptor in descriptors.dropFirst(2) where descriptor.revents != 0 {
+                readInput(from: descriptor.fd)
+            }
+        }
+    }
+
+    private func readSignals() {
+        var info = signalfd_siginfo()
+        while read(signals, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
+            if Int32(info.ssi_signo) == SIGWINCH {
+                updateSize()
+            } else {
+                control.stop(.signal(Int32(info.ssi_signo)))
+            }
+        }
+    }
+
+    private func updateSize() {
+        guard let resize, case .standardInput = input, isatty(STDIN_FILENO) == 1 else { return }
+        var size = winsize()
+        if clinux_ioctl_ptr(STDIN_FILENO, CLINUX_TIOCGWINSZ, &size) == 0, size.ws_col > 0, size.ws_row > 0 {
+            resize(size.ws_col, size.ws_row)
+        }
+    }
+
+    private func readInput(from fd: Int32) {
+        switch input {
+        case .none:
+            return
+        case .socket(let server):
+            if fd == server.listener {
+                server.acceptClient()
+            } else if let typed = server.readClient() {
+                pending += typed
+            }
+        case .standardInput(let handleEscape):
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+            if count < 0 && (errno == EINTR || errno == EAGAIN) { return }
+            guard count > 0 else {
+                // End of input (or input that cannot be read): the guest runs on without it.
+                input = .none
+                return
+            }
+            guard handleEscape else {
+                pending += buffer[0..<count]
+                break
+            }
+            let (forward, quit) = escape.process(buffer[0..<count])
+            pending += forward
+            if quit {
+                control.stop(.userQuit)
+                return
+            }
+        }
+        flushPending()
+    }
+
+    private func flushPending() {
+        let taken = deliver(pending)
+        pending.removeFirst(taken)
+    }
+}

@@ -1,0 +1,202 @@
+import Arch
+import Boot
+import Devices
+import Glibc
+import KVM
+import Memory
+
+/// A virtual machine built from a `VMConfiguration`: KVM VM with in-kernel irqchip
+/// and PIT, guest RAM, the loaded kernel, the vCPU(s), COM1, the i8042 and, when
+/// asked for, virtio-console. `run()` runs it to the end on vCPU threads and the
+/// calling thread; `requestStop()` may be called from any thread.
+public final class MicroVM: @unchecked Sendable {
+    public let configuration: VMConfiguration
+    public let profile: HostProfile
+    let hypervisor: Hypervisor
+    let vm: VirtualMachine
+    let memory: GuestMemory
+    let cpus: [VirtualCPU]
+    let ioBus = Bus()
+    let mmioBus = Bus()
+    let serial: Serial16550
+    let virtioConsole: VirtioConsole?
+    let control: RunControl
+    let socket: ConsoleSocketServer?
+    private let events: BootEvents
+
+    /// Builds the VM; nothing runs until `run()`. Throws with a message naming what failed.
+    public init(_ configuration: VMConfiguration, profile: HostProfile = .current, events: BootEvents = BootEvents()) throws {
+        self.configuration = configuration
+        self.profile = profile
+        self.events = events
+        let control = try RunControl()
+        self.control = control
+        socket = try configuration.consoleSocket.map { path throws(UnixSocket.Error) in try ConsoleSocketServer(path: path) }
+        let output = try ConsoleOutput(fd: configuration.consoleOutput, socket: socket, logPath: configuration.consoleLog,
+                                       abandon: { control.isStopping })
+
+        hypervisor = try Hypervisor()
+        let maximum = hypervisor.maximumVCPUs
+        guard (1...maximum).contains(configuration.vcpuCount) else {
+            throw ConfigurationError.vcpuCount(requested: configuration.vcpuCount, maximum: maximum)
+        }
+        vm = try hypervisor.createVirtualMachine()
+        if hypervisor.hasIdentityMapAddress {
+            try vm.setIdentityMapAddress(MemoryMap.kvmIdentityMap)
+        }
+        try vm.setTSSAddress(MemoryMap.kvmTSS)
+        try vm.createInterruptController()
+        try vm.createProgrammableIntervalTimer()
+        memory = try GuestMemory(size: configuration.memorySize)
+        try vm.map(memory)
+
+        let vm = self.vm
+        func interruptLine(_ irq: UInt32) -> KVMInterruptLine {
+            KVMInterruptLine(vm: vm, irq: irq) { error in control.stop(.vmmError("interrupt \(irq): \(error.description)")) }
+        }
+        let write: @Sendable (UnsafeRawBufferPointer) -> Void = { bytes in
+            events.firstOutput()
+            events.observe(bytes)
+            output.write(bytes)
+        }
+        serial = Serial16550(interrupt: interruptLine(Serial16550.com1IRQ), output: write)
+        try ioBus.insert(serial, base: Serial16550.com1Port, size: Serial16550.portCount)
+        try ioBus.insert(I8042 { control.stop(.reset) }, base: I8042.basePort, size: I8042.portCount)
+
+        var commandLine = configuration.commandLine
+        commandLine.insertKernelParameters(profile.kernelParameters)
+        if configuration.console == .virtio {
+            let console = VirtioConsole(output: write)
+            let address = MemoryMap.virtioMMIOBase
+            let irq = MemoryMap.firstVirtioIRQ
+            let transport = VirtioMMIOTransport(device: console, memory: memory, interrupt: interruptLine(irq)) { message in
+                Self.report(message)
+            }
+            try mmioBus.insert(transport, base: address.rawValue, size: VirtioMMIOTransport.size)
+            commandLine.insertKernelParameters(["virtio_mmio.device=4K@\(address):\(irq)"])
+            virtioConsole = console
+        } else {
+            virtioConsole = nil
+        }
+
+        let entry = try KernelLoader.load(kernel: configuration.kernel, initrd: configuration.initrd,
+                                          commandLine: commandLine, into: memory)
+        try BootCPUState.writeTables(for: entry, into: memory)
+        try memory.write(MPTable.bytes(cpus: configuration.vcpuCount), at: MemoryMap.mpTable)
+        let supported = try hypervisor.supportedCPUID()
+        var cpus: [VirtualCPU] = []
+        for id in 0..<UInt32(configuration.vcpuCount) {
+            let cpu = try vm.createVirtualCPU(id: id)
+            try cpu.setCPUID(CPUIDTemplate.entries(supported: supported, vcpu: id, cpus: configuration.vcpuCount, profile: profile))
+            try cpu.setMSRs(BootCPUState.msrs)
+            try cpu.setLocalAPIC(BootCPUState.localAPIC(try cpu.localAPIC()))
+            // Only the boot CPU starts here; the others wait in KVM for the guest's INIT and SIPI.
+            if id == 0 {
+                try cpu.setRegisters(BootCPUState.registers(for: entry))
+                try cpu.setSpecialRegisters(BootCPUState.specialRegisters(try cpu.specialRegisters(), for: entry))
+                try cpu.setFloatingPointState(BootCPUState.floatingPointState())
+            }
+            cpus.append(cpu)
+        }
+        self.cpus = cpus
+        events.built()
+    }
+
+    /// Runs the guest until it resets, crashes, the user quits or a signal arrives.
+    /// Console input comes from the console socket, or from standard input when the
+    /// configuration asks for it; on a terminal, raw mode is set for the run and
+    /// always restored.
+    public func run() -> VMExit {
+        var previousMask = sigset_t()
+        var blocked = sigset_t()
+        sigemptyset(&blocked)
+        for signal in EventLoop.handledSignals + [KickSignal.number] { sigaddset(&blocked, signal) }
+        pthread_sigmask(SIG_BLOCK, &blocked, &previousMask)
+        defer { pthread_sigmask(SIG_SETMASK, &previousMask, nil) }
+        KickSignal.acquire()
+        defer { KickSignal.release() }
+
+        let terminal = socket == nil && configuration.consoleInput ? Terminal(fd: STDIN_FILENO) : nil
+        let input: EventLoop.Input
+        if let socket {
+            input = .socket(socket)
+        } else if configuration.consoleInput {
+            input = .standardInput(escape: terminal != nil)
+        } else {
+            input = .none
+        }
+        let loop: EventLoop
+        do {
+            if let console = virtioConsole {
+                loop = try EventLoop(control: control, input: input, deliver: { console.receive($0) },
+                                     resize: { console.setSize(columns: $0, rows: $1) })
+            } else {
+                loop = try EventLoop(control: control, input: input, deliver: { [serial] in serial.receive($0) }, resize: nil)
+            }
+        } catch {
+            return .vmmError(error.description)
+        }
+
+        terminal?.makeRaw()
+        defer { terminal?.restore() }
+
+        var threads: [NativeThread] = []
+        for cpu in cpus {
+            let control = self.control
+            // Registered before the thread exists, so that a stop from here on reaches it.
+            let slot = control.register { cpu.requestImmediateExit() }
+            let runner = VCPURunner(cpu: cpu, memory: memory, ioBus: ioBus, mmioBus: mmioBus, control: control,
+                                    profile: profile, prepare: prepareThread(for: cpu))
+            do throws(KVMError) {
+                let thread = try NativeThread(name: "microvm-vcpu\(cpu.id)") {
+                    runner.run()
+                    control.finished(slot)
+                }
+                control.attach(thread: thread.handle, to: slot)
+                threads.append(thread)
+            } catch {
+                control.finished(slot)
+                control.stop(.vmmError(error.description))
+                break
+            }
+        }
+        if configuration.seccomp {
+            do {
+                try SeccompFilter.install(for: .eventLoop)
+            } catch {
+                control.stop(.vmmError(error.description))
+            }
+        }
+        loop.run()
+        // A vCPU blocked in a console write when the first kick came is kicked again until it ends.
+        for thread in threads { thread.join(every: 50) { control.kickAgain() } }
+        events.exited()
+        return control.exit ?? .vmmError("the VM stopped without a reason")
+    }
+
+    /// What a vCPU thread does before it first enters the guest: take kicks, install its
+    /// system-call filter, and time the boot CPU's first run.
+    private func prepareThread(for cpu: VirtualCPU) -> () throws -> Void {
+        let events = self.events
+        let seccomp = configuration.seccomp
+        return {
+            var kick = sigset_t()
+            sigemptyset(&kick)
+            sigaddset(&kick, KickSignal.number)
+            pthread_sigmask(SIG_UNBLOCK, &kick, nil)
+            if seccomp { try SeccompFilter.install(for: .vcpu) }
+            if cpu.id == 0 { events.firstRun() }
+        }
+    }
+
+    /// Asks a running VM to stop, from any thread; `run()` then returns `.stopRequested`.
+    public func requestStop() {
+        control.stop(.stopRequested)
+    }
+
+    /// A line from the VMM itself, on standard error.
+    static func report(_ message: String) {
+        let line = "microvm: \(message)\n"
+        _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+    }
+}

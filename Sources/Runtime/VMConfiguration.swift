@@ -1,0 +1,64 @@
+import Boot
+import Glibc
+
+/// Everything needed to build a VM, as the command line or a library user gives it.
+public struct VMConfiguration: Sendable {
+    /// Path of a bzImage or ELF vmlinux.
+    public var kernel: String
+    public var initrd: String?
+    public var commandLine: KernelCommandLine
+    /// Guest RAM in bytes.
+    public var memorySize: UInt64
+    public var vcpuCount: Int
+    /// Which device carries the guest's console.
+    public var console: ConsoleDevice
+    /// Serve the console on this Unix socket instead of standard input and output.
+    public var consoleSocket: String?
+    /// Where the guest's console output goes when there is no console socket.
+    public var consoleOutput: Int32
+    /// Where the guest's console output is copied.
+    public var consoleLog: String?
+    /// Whether to take console input from standard input (ignored with a console socket).
+    public var consoleInput: Bool
+    /// Restrict each vCPU thread and the thread that calls `run()` to the system calls
+    /// they need, from the start of the run on. The calling thread keeps its filter after
+    /// `run()` returns, so a process that goes on to do other work leaves this off.
+    public var seccomp: Bool
+
+    public enum ConsoleDevice: String, Sendable, CaseIterable {
+        /// The 16550 UART on COM1 (`console=ttyS0`).
+        case serial
+        /// virtio-console over virtio-mmio (`console=hvc0`); the UART stays for early messages.
+        case virtio
+    }
+
+    public static let defaultMemorySize: UInt64 = 256 << 20
+    public static let minimumMemorySize: UInt64 = 2 << 20
+    /// The command line used when none is given: the console, reboot through the
+    /// i8042 (which ends microvm), and reboot at once on panic. With virtio, early
+    /// messages go to the UART until hvc0 takes over. The host profile's parameters
+    /// are added to this or any other command line when the VM is built.
+    public static func defaultCommandLine(console: ConsoleDevice = .serial) -> String {
+        switch console {
+        case .serial: return "console=ttyS0 reboot=k panic=-1"
+        case .virtio: return "earlycon=uart8250,io,0x3f8 console=hvc0 reboot=k panic=-1"
+        }
+    }
+
+    public init(kernel: String, initrd: String? = nil, commandLine: KernelCommandLine? = nil,
+                memorySize: UInt64 = defaultMemorySize, vcpuCount: Int = 1, console: ConsoleDevice = .serial,
+                consoleSocket: String? = nil, consoleOutput: Int32 = STDOUT_FILENO, consoleLog: String? = nil,
+                consoleInput: Bool = true, seccomp: Bool = false) {
+        self.kernel = kernel
+        self.initrd = initrd
+        self.commandLine = commandLine ?? KernelCommandLine(Self.defaultCommandLine(console: console))
+        self.memorySize = memorySize
+        self.vcpuCount = vcpuCount
+        self.console = console
+        self.consoleSocket = consoleSocket
+        self.consoleOutput = consoleOutput
+        self.consoleLog = consoleLog
+        self.consoleInput = consoleInput
+        self.seccomp = seccomp
+    }
+}

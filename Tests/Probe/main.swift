@@ -1,0 +1,86 @@
+// vmm-probe: runs VMs in a process of its own, for tests whose figures other tests
+// running beside them must not move.
+//   vmm-probe cycles KERNEL WARMUP COUNT   boot the test guest WARMUP times, then COUNT
+//       more, and print "fds=A rss_kib=B" after each phase
+//   vmm-probe stop KERNEL CPUS DELAY_US    build a VM of CPUS vCPUs that halts, ask it to stop
+//       DELAY_US microseconds after run() starts, and exit with its status
+import Glibc
+import VMM
+
+func residentKiB() -> Int {
+    guard let file = fopen("/proc/self/status", "r") else { return -1 }
+    defer { fclose(file) }
+    var line: UnsafeMutablePointer<CChar>?
+    var capacity = 0
+    defer { free(line) }
+    while getline(&line, &capacity, file) > 0 {
+        let text = String(cString: line!)
+        if text.hasPrefix("VmRSS:") { return Int(text.split(separator: " ")[1]) ?? -1 }
+    }
+    return -1
+}
+
+func openDescriptors() -> Int {
+    guard let directory = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(directory) }
+    var count = -3 // ".", ".." and the directory's own descriptor
+    while readdir(directory) != nil { count += 1 }
+    return count
+}
+
+func fail(_ message: String) -> Never {
+    let line = "vmm-probe: \(message)\n"
+    _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+    exit(2)
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count == 5 else { fail("usage: vmm-probe cycles KERNEL WARMUP COUNT | stop KERNEL CPUS DELAY_US") }
+let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
+
+switch arguments[1] {
+case "cycles":
+    guard let warmup = Int(arguments[3]), let count = Int(arguments[4]) else { fail("WARMUP and COUNT are numbers") }
+    let configuration = VMConfiguration(kernel: arguments[2], commandLine: KernelCommandLine("leak"),
+                                        memorySize: 16 << 20, consoleOutput: null, consoleInput: false)
+    func cycles(_ n: Int) {
+        for _ in 0..<n {
+            do {
+                let exit = try MicroVM(configuration).run()
+                guard exit == .reset else { fail("a VM ended with \(exit)") }
+            } catch {
+                fail("\(error)")
+            }
+        }
+        print("fds=\(openDescriptors()) rss_kib=\(residentKiB())")
+    }
+    cycles(warmup)
+    cycles(count)
+case "stop":
+    guard let cpus = Int(arguments[3]), let delay = UInt32(arguments[4]) else { fail("CPUS and DELAY_US are numbers") }
+    let configuration = VMConfiguration(kernel: arguments[2], commandLine: KernelCommandLine("tg.halt"),
+                                        memorySize: 16 << 20, vcpuCount: cpus, consoleOutput: null, consoleInput: false)
+    do {
+        final class DelayedStop {
+            let vm: MicroVM
+            let delay: UInt32
+            init(_ vm: MicroVM, _ delay: UInt32) { (self.vm, self.delay) = (vm, delay) }
+        }
+        let vm = try MicroVM(configuration)
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(DelayedStop(vm, delay)).toOpaque()
+        pthread_create(&thread, nil, { context in
+            let stop = Unmanaged<DelayedStop>.fromOpaque(context!).takeRetainedValue()
+            usleep(stop.delay)
+            stop.vm.requestStop()
+            return nil
+        }, context)
+        let exit = vm.run()
+        pthread_join(thread, nil)
+        exit == .stopRequested ? Glibc.exit(0) : fail("the VM ended with \(exit)")
+    } catch {
+        fail("\(error)")
+    }
+default:
+    fail("unknown mode \(arguments[1])")
+}
