@@ -2,7 +2,10 @@
 #include "clinux.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <time.h>
+
+const int CLINUX_F_SETPIPE_SZ = F_SETPIPE_SZ;
 
 int clinux_ioctl_ptr(int fd, unsigned long request, void *arg) {
     int result = ioctl(fd, request, arg);

@@ -48,11 +48,10 @@ public final class Serial16550: BusDevice, Sendable {
         var divisorHigh: UInt8 = 0
         var fifoEnabled = false
         var transmitEmptyPending = false
-        var receive: [UInt8] = []
-        var receiveHead = 0
+        var receive = ByteQueue(capacity: Serial16550.receiveCapacity)
         var lineHigh = false
 
-        var receiveCount: Int { receive.count - receiveHead }
+        var receiveCount: Int { receive.count }
 
         var pendingInterrupt: UInt8? {
             if interruptEnable & Bits.ierReceivedData != 0 && receiveCount > 0 { return Bits.iirReceivedData }
@@ -61,18 +60,11 @@ public final class Serial16550: BusDevice, Sendable {
         }
 
         mutating func popReceived() -> UInt8 {
-            guard receiveCount > 0 else { return 0 }
-            let byte = receive[receiveHead]
-            receiveHead += 1
-            if receiveHead == receive.count {
-                receive.removeAll(keepingCapacity: true)
-                receiveHead = 0
-            }
-            return byte
+            receive.pop() ?? 0
         }
     }
 
-    private let state = Mutex(State())
+    let state = Mutex(State())
     private let interrupt: InterruptLine
     private let output: @Sendable (UnsafeRawBufferPointer) -> Void
 
@@ -91,8 +83,7 @@ public final class Serial16550: BusDevice, Sendable {
     @discardableResult
     public func receive(_ bytes: some Collection<UInt8>) -> Int {
         state.withLock { state in
-            let taken = min(bytes.count, Self.receiveCapacity - state.receiveCount)
-            state.receive.append(contentsOf: bytes.prefix(taken))
+            let taken = state.receive.push(contentsOf: bytes)
             updateLine(&state)
             return taken
         }
@@ -166,7 +157,7 @@ public final class Serial16550: BusDevice, Sendable {
             }
             state.transmitEmptyPending = true
             if state.modemControl & Bits.mcrLoopback != 0 {
-                if state.receiveCount < Self.receiveCapacity { state.receive.append(value) }
+                state.receive.push(contentsOf: CollectionOfOne(value))
                 return nil
             }
             return value
@@ -184,8 +175,7 @@ public final class Serial16550: BusDevice, Sendable {
         case Register.interruptIdentification:
             state.fifoEnabled = value & Bits.fcrEnable != 0
             if value & Bits.fcrClearReceive != 0 {
-                state.receive.removeAll(keepingCapacity: true)
-                state.receiveHead = 0
+                state.receive.removeAll()
             }
         case Register.lineControl:
             state.lineControl = value

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 
 /// Guest RAM: anonymous host mappings, each backing one range of guest physical addresses.
@@ -112,6 +113,18 @@ public final class GuestMemory: @unchecked Sendable {
     public func store<T: FixedWidthInteger>(_ value: T, at address: GuestAddress) throws(GuestMemoryError) {
         let destination = try slice(at: address, count: MemoryLayout<T>.size)
         destination.storeBytes(of: value.littleEndian, as: T.self)
+    }
+
+    /// Loads a 16-bit value the guest's CPUs may be writing (a ring index) in one atomic
+    /// access: what the guest wrote before publishing it is visible after this load.
+    public func loadAcquire(_ type: UInt16.Type = UInt16.self, at address: GuestAddress) throws(GuestMemoryError) -> UInt16 {
+        UInt16(littleEndian: clinux_load_acquire_u16(try slice(at: address, count: 2).baseAddress!))
+    }
+
+    /// Stores a 16-bit value the guest's CPUs may be reading (a ring index) in one atomic
+    /// access, after everything this thread wrote before it.
+    public func storeRelease(_ value: UInt16, at address: GuestAddress) throws(GuestMemoryError) {
+        clinux_store_release_u16(try slice(at: address, count: 2).baseAddress!, value.littleEndian)
     }
 
     private func locate(_ address: GuestAddress, length: Int) -> (Region, Int)? {

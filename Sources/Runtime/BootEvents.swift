@@ -23,10 +23,15 @@ public final class BootEvents: Sendable {
     /// How much of `marker` the output seen so far ends with.
     private let matched = Mutex(0)
 
+    /// Runs once, on the vCPU thread that produced the first console output.
+    private let onFirstOutput: (@Sendable () -> Void)?
+
     /// `start` in seconds on CLOCK_MONOTONIC; now by default. `marker` is the console
-    /// output whose first appearance is timed (none: not watched).
-    public init(start: Double = BootEvents.now(), marker: String? = nil) {
+    /// output whose first appearance is timed (none: not watched). `onFirstOutput` runs
+    /// when the guest first writes to its console, on the vCPU thread that wrote.
+    public init(start: Double = BootEvents.now(), marker: String? = nil, onFirstOutput: (@Sendable () -> Void)? = nil) {
         self.start = start
+        self.onFirstOutput = onFirstOutput
         let bytes = Array((marker ?? "").utf8)
         self.marker = bytes
         var fallback = [Int](repeating: 0, count: bytes.count)
@@ -62,7 +67,9 @@ public final class BootEvents: Sendable {
 
     func built() { record(\.built) }
     func firstRun() { record(\.firstRun) }
-    func firstOutput() { record(\.firstOutput) }
+    func firstOutput() {
+        if record(\.firstOutput) { onFirstOutput?() }
+    }
     func exited() { record(\.exited) }
 
     /// Watches console output for the marker; a no-op when there is none or it was seen.
@@ -80,10 +87,14 @@ public final class BootEvents: Sendable {
         if found { record(\.marker) }
     }
 
-    private func record(_ key: WritableKeyPath<Times, Double?> & Sendable) {
+    /// Records the event's time the first time it happens; returns whether this was that time.
+    @discardableResult
+    private func record(_ key: WritableKeyPath<Times, Double?> & Sendable) -> Bool {
         let elapsed = Self.now() - start
-        times.withLock { times in
-            if times[keyPath: key] == nil { times[keyPath: key] = elapsed }
+        return times.withLock { times in
+            guard times[keyPath: key] == nil else { return false }
+            times[keyPath: key] = elapsed
+            return true
         }
     }
 }

@@ -51,7 +51,10 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
-        let events = BootEvents(marker: bootTimer ? BootEvents.guestInitMarker : nil)
+        // The self-test makes a call off the vCPU thread's list while the guest runs (and the
+        // terminal is raw): the process must end with the report and the terminal put back.
+        let selftest: (@Sendable () -> Void)? = seccompSelftest ? { @Sendable in _ = getppid() } : nil
+        let events = BootEvents(marker: bootTimer ? BootEvents.guestInitMarker : nil, onFirstOutput: selftest)
         do {
             let exit = try boot(events: events)
             if let message = exit.message {
@@ -59,10 +62,6 @@ struct RunCommand: ParsableCommand {
             }
             if bootTimer {
                 report("boot-timer: \(events.json)")
-            }
-            if seccompSelftest {
-                // This thread ran the event loop and keeps its filter: a call off the list must end the process.
-                _ = getppid()
             }
             throw ExitCode(exit.status)
         } catch let error as ExitCode {

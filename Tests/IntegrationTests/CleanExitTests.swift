@@ -9,12 +9,15 @@ struct CleanExitTests {
         case signal(Int32)
         case guestWord(String, status: Int32)
         case badKernel
+        /// A system call off a vCPU thread's seccomp list while the terminal is raw.
+        case blockedSystemCall
 
         var description: String {
             switch self {
             case .signal(let number): return "signal \(number)"
             case .guestWord(let word, _): return "guest \(word)"
             case .badKernel: return "VMM error"
+            case .blockedSystemCall: return "seccomp kill"
             }
         }
     }
@@ -25,6 +28,7 @@ struct CleanExitTests {
         .guestWord("tg.triple", status: 2),
         .guestWord("tg.int3", status: 2),
         .badKernel,
+        .blockedSystemCall,
     ]
 
     @Test(arguments: endings)
@@ -37,6 +41,7 @@ struct CleanExitTests {
         case .signal: arguments += ["--cmdline", "tg.halt"]
         case .guestWord(let word, _): arguments += ["--cmdline", word]
         case .badKernel: arguments = ["run", "--kernel", "/nonexistent/kernel"]
+        case .blockedSystemCall: arguments += ["--seccomp-selftest", "--cmdline", "tg.halt"]
         }
         let process = Process()
         process.executableURL = MicroVMProcess.executable
@@ -62,6 +67,9 @@ struct CleanExitTests {
         case .signal(let number): #expect(process.terminationStatus == 128 + number)
         case .guestWord(_, let status): #expect(process.terminationStatus == status, "transcript: \(transcript)")
         case .badKernel: #expect(process.terminationStatus == 1)
+        case .blockedSystemCall:
+            #expect(process.terminationStatus == 128 + SIGSYS, "transcript: \(transcript)")
+            #expect(transcript.contains("microvm: seccomp: blocked system call 110,"), "transcript: \(transcript)")
         }
         #expect(terminal.settings() == before, "terminal settings changed after \(ending)")
     }

@@ -61,20 +61,8 @@ case "stop":
     let configuration = VMConfiguration(kernel: arguments[2], commandLine: KernelCommandLine("tg.halt"),
                                         memorySize: 16 << 20, vcpuCount: cpus, consoleOutput: null, consoleInput: false)
     do {
-        final class DelayedStop {
-            let vm: MicroVM
-            let delay: UInt32
-            init(_ vm: MicroVM, _ delay: UInt32) { (self.vm, self.delay) = (vm, delay) }
-        }
         let vm = try MicroVM(configuration)
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(DelayedStop(vm, delay)).toOpaque()
-        pthread_create(&thread, nil, { context in
-            let stop = Unmanaged<DelayedStop>.fromOpaque(context!).takeRetainedValue()
-            usleep(stop.delay)
-            stop.vm.requestStop()
-            return nil
-        }, context)
+        let thread = DelayedStop.start(vm, after: delay)
         let exit = vm.run()
         pthread_join(thread, nil)
         exit == .stopRequested ? Glibc.exit(0) : fail("the VM ended with \(exit)")

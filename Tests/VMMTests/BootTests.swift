@@ -32,15 +32,15 @@ import X86
     @Test func rejectsWhatIsNotABootableBzImage() {
         var noMagic = ImageBuilder.bzImage()
         noMagic[0x202] = 0
-        #expect(throws: BootError.self) { try SetupHeader(parsing: noMagic, file: "k") }
+        #expect(throws: BootError.invalidKernel(file: "k", reason: "not a bzImage (no \"HdrS\" setup header at 0x202) and not an ELF file")) { try SetupHeader(parsing: noMagic, file: "k") }
         #expect(throws: BootError.invalidKernel(file: "k", reason: "boot protocol 2.04 is older than 2.06, which the 64-bit entry needs")) {
             try SetupHeader(parsing: ImageBuilder.bzImage(version: 0x0204), file: "k")
         }
         #expect(throws: BootError.invalidKernel(file: "k", reason: "the kernel has no 64-bit entry point (XLF_KERNEL_64 is not set)")) {
             try SetupHeader(parsing: ImageBuilder.bzImage(xloadFlags: 0), file: "k")
         }
-        #expect(throws: BootError.self) { try SetupHeader(parsing: Array(ImageBuilder.bzImage().prefix(0x300)), file: "k") }
-        #expect(throws: BootError.self) { try SetupHeader(parsing: Array(ImageBuilder.bzImage().prefix(0x400)), file: "k") }
+        #expect(throws: BootError.invalidKernel(file: "k", reason: "the file ends inside its 1 setup sectors (truncated?)")) { try SetupHeader(parsing: Array(ImageBuilder.bzImage().prefix(0x300)), file: "k") }
+        #expect(throws: BootError.invalidKernel(file: "k", reason: "the file ends inside its 1 setup sectors (truncated?)")) { try SetupHeader(parsing: Array(ImageBuilder.bzImage().prefix(0x400)), file: "k") }
     }
 }
 
@@ -138,7 +138,7 @@ import X86
 
     @Test func bzImageLargerThanRAMIsRefused() throws {
         let memory = try GuestMemory(size: 2 << 20)
-        #expect(throws: BootError.self) {
+        #expect(throws: BootError.invalidKernel(file: "k", reason: "needs 4096 KiB of RAM from 1 MiB, more than the guest has; give it more memory")) {
             try BzImageLoader.load(ImageBuilder.bzImage(initSize: 4 << 20), file: "k", into: memory)
         }
     }
@@ -198,7 +198,7 @@ import X86
         #expect(try KernelLoader.placeInitrd(size: 0x1801, file: "i", kernel: kernel, memory: memory) == GuestAddress((64 << 20) - 0x2000))
         let limited = LoadedKernel(entry: .linux64(0x100200), end: 0x200000, commandLineLimit: 2047, initrdAddressMax: 0x3ff_ffff, setupHeader: nil)
         #expect(try KernelLoader.placeInitrd(size: 0x1000, file: "i", kernel: limited, memory: memory) == GuestAddress(0x400_0000 - 0x1000))
-        #expect(throws: BootError.self) {
+        #expect(throws: BootError.invalidInitrd(file: "i", reason: "66060288 bytes do not fit in guest RAM between the kernel's end at 0x200000 and 0x4000000; give the guest more memory")) {
             try KernelLoader.placeInitrd(size: 63 << 20, file: "i", kernel: kernel, memory: memory)
         }
     }

@@ -73,17 +73,17 @@ import X86
     }
 
     @Test func rejectsImpossibleSizes() {
-        #expect(throws: GuestMemoryError.self) { try GuestMemory(size: 0) }
-        #expect(throws: GuestMemoryError.self) { try GuestMemory(size: 0x1001) }
-        #expect(throws: GuestMemoryError.self) { try GuestMemory(size: 1 << 50) }
+        #expect(throws: GuestMemoryError.invalidSize(0, reason: "it must not be zero")) { try GuestMemory(size: 0) }
+        #expect(throws: GuestMemoryError.invalidSize(4097, reason: "it must be a multiple of 4 KiB")) { try GuestMemory(size: 0x1001) }
+        #expect(throws: GuestMemoryError.invalidSize(1 << 50, reason: "the largest supported size is 64 TiB")) { try GuestMemory(size: 1 << 50) }
     }
 
     @Test func rejectsOverlappingOrUnalignedLayouts() {
-        #expect(throws: GuestMemoryError.self) {
+        #expect(throws: GuestMemoryError.invalidLayout("region at 0x1000 overlaps the one before it")) {
             try GuestMemory(layout: [(start: 0, size: 0x2000), (start: 0x1000, size: 0x1000)])
         }
-        #expect(throws: GuestMemoryError.self) { try GuestMemory(layout: [(start: 0x800, size: 0x1000)]) }
-        #expect(throws: GuestMemoryError.self) {
+        #expect(throws: GuestMemoryError.invalidLayout("region at 0x800 of 4096 bytes is empty or not page aligned")) { try GuestMemory(layout: [(start: 0x800, size: 0x1000)]) }
+        #expect(throws: GuestMemoryError.invalidLayout("region at 0xfffffffffffff000 of 8192 bytes leaves the address space")) {
             try GuestMemory(layout: [(start: GuestAddress(UInt64.max - 0xfff), size: 0x2000)])
         }
     }

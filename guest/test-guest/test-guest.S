@@ -16,6 +16,10 @@
  *   tg.storm  a hostile guest: pseudo-random values (seed from the TSC, printed) to
  *            every I/O port but the i8042's command port and to every register of
  *            the virtio device at 0xd0000000, then a virtqueue full of random bytes
+ *   tg.seed=HEX  the storm's seed instead of the TSC (the printed one replays a storm)
+ *   tg.txflood  after tg.virtio: one transmit chain of 16 buffers of 96 MiB each (an
+ *            indirect table over the same memory at 16 MiB; the guest needs 128 MiB)
+ *   tg.loop  print a line on COM1 forever
  *   tg.triple  load an empty IDT and execute ud2: a triple fault
  *   tg.halt  halt with interrupts off instead of resetting, so the VMM has to stop it
  *   tg.smp   start the other CPUs (INIT, SIPI, SIPI to all but itself) and report
@@ -174,6 +178,16 @@ report:
         call    cmdline_has
         jz      5f
         call    virtio_console
+5:      lea     word_txflood(%rip), %rdi
+        call    cmdline_has
+        jz      5f
+        call    txflood
+5:      lea     word_loop(%rip), %rdi
+        call    cmdline_has
+        jz      5f
+7:      lea     msg_loop(%rip), %rsi
+        call    puts
+        jmp     7b
 5:      lea     word_int3(%rip), %rdi
         call    cmdline_has
         jz      6f
@@ -256,10 +270,12 @@ random:
         ret
 
 storm:
+        call    cmdline_seed
+        jnz     9f
         rdtsc
         shl     $32, %rdx
         or      %rdx, %rax
-        or      $1, %rax
+9:      or      $1, %rax
         mov     %rax, seed(%rip)
         lea     msg_storm_seed(%rip), %rsi
         call    puts
@@ -318,6 +334,64 @@ storm:
         lea     msg_storm_done(%rip), %rsi
         jmp     puts
 
+/* With "tg.seed=HEX" (an optional 0x, lower-case digits) on the command line: its
+   value in RAX and ZF clear; otherwise ZF set. */
+cmdline_seed:
+        lea     word_seed(%rip), %rdi
+        call    cmdline_has
+        jz      3f
+        lea     (%rsi, %rcx), %rsi
+        cmpw    $0x7830, (%rsi)                 /* "0x" */
+        jne     1f
+        add     $2, %rsi
+1:      xor     %eax, %eax
+2:      movzbl  (%rsi), %edx
+        sub     $'0', %edx
+        cmp     $9, %edx
+        jbe     4f
+        sub     $('a' - '0'), %edx
+        cmp     $5, %edx
+        ja      5f
+        add     $10, %edx
+4:      shl     $4, %rax
+        or      %rdx, %rax
+        inc     %rsi
+        jmp     2b
+5:      or      $1, %ecx                        /* clears ZF: found */
+3:      ret
+
+/* After virtio_console: descriptor 1 points to an indirect table of 16 chained
+   device-readable buffers, each 96 MiB at 16 MiB, made available as one chain. */
+        .set FLOOD_ADDRESS, 0x1000000
+        .set FLOOD_LENGTH, 0x6000000
+txflood:
+        mov     $VIRTIO_BASE, %ebx
+        lea     flood_table(%rip), %rsi
+        xor     %ecx, %ecx
+1:      mov     %ecx, %eax
+        shl     $4, %eax
+        movq    $FLOOD_ADDRESS, (%rsi, %rax)
+        movl    $FLOOD_LENGTH, 8(%rsi, %rax)
+        movw    $1, 12(%rsi, %rax)              /* NEXT */
+        lea     1(%rcx), %edx
+        movw    %dx, 14(%rsi, %rax)
+        inc     %ecx
+        cmp     $16, %ecx
+        jne     1b
+        movw    $0, 12 + 15 * 16(%rsi)          /* the last one ends the chain */
+        lea     virtq(%rip), %rdi
+        mov     %rsi, 16(%rdi)                  /* descriptor 1: the indirect table */
+        movl    $(16 * 16), 24(%rdi)
+        movw    $4, 28(%rdi)                    /* INDIRECT */
+        movw    $1, 0x40 + 6(%rdi)              /* available ring[1] = descriptor 1 */
+        movw    $2, 0x40 + 2(%rdi)              /* available idx = 2 */
+        movl    $1, 0x050(%rbx)                 /* QueueNotify: transmitq */
+        lea     msg_txflood_failed(%rip), %rsi
+        cmpw    $2, 0x100 + 2(%rdi)             /* used idx */
+        jne     puts
+        lea     msg_txflood_done(%rip), %rsi
+        jmp     puts
+
 /* A virtio-mmio (version 2) console driver, transmit queue only. */
         .set VIRTIO_BASE, 0xd0000000
         .set VIRTIO_QUEUE_SIZE, 4
@@ -348,9 +422,9 @@ virtio_console:
         testl   $1, 0x010(%rbx)                 /* VERSION_1 */
         jz      9f
         movl    $0, 0x024(%rbx)
-        movl    $0, 0x020(%rbx)
+        movl    $(1 << 28), 0x020(%rbx)         /* INDIRECT_DESC (for tg.txflood) */
         movl    $1, 0x024(%rbx)
-        movl    $1, 0x020(%rbx)                 /* accept VERSION_1 only */
+        movl    $1, 0x020(%rbx)                 /* and VERSION_1 */
         movl    $11, 0x070(%rbx)                /* FEATURES_OK */
         testl   $8, 0x070(%rbx)
         jz      9f
@@ -633,6 +707,12 @@ msg_virtio_failed: .asciz "virtio: driver setup failed\n"
 msg_virtio_line:   .ascii "microvm-test-guest: hello over virtio-console\n"
 msg_virtio_line_end:
 word_halt:         .asciz "tg.halt"
+word_seed:         .asciz "tg.seed="
+word_txflood:      .asciz "tg.txflood"
+msg_txflood_done:  .asciz "txflood: done\n"
+msg_txflood_failed: .asciz "txflood: the device did not complete the chain\n"
+word_loop:         .asciz "tg.loop"
+msg_loop:          .asciz "microvm-test-guest: loop\n"
 
         .section .data
         .balign 8
@@ -665,6 +745,7 @@ crc_table:      .skip 1024
         .balign 4096
 virtq:          .skip 2048
 virtq_rx:       .skip 2048
+flood_table:    .skip 16 * 16
         .balign 16
                 .skip 4096
 stack_top:

@@ -19,6 +19,10 @@ static const unsigned long CLINUX_TIOCGPTN = TIOCGPTN;
 static const unsigned long CLINUX_TCGETS = TCGETS;
 static const unsigned long CLINUX_TCSETS = TCSETS;
 
+// fcntl: a pipe's capacity (tests shrink one so that a writer blocks sooner). Defined in
+// clinux.c, which sees the GNU names.
+extern const int CLINUX_F_SETPIPE_SZ;
+
 /// The first real-time signal glibc leaves to applications (SIGRTMIN is a function call).
 static inline int clinux_sigrtmin(void) { return SIGRTMIN; }
 

@@ -4,7 +4,7 @@ import Synchronization
 /// virtio-console with a single port (virtio 1.x, section 5.3): receiveq 0 carries
 /// input to the guest, transmitq 1 output from it. The console size is offered with
 /// VIRTIO_CONSOLE_F_SIZE. Input waits in a bounded buffer until the guest posts
-/// receive buffers.
+/// receive buffers; output goes from guest memory to `output` with no copy.
 public final class VirtioConsole: VirtioDevice, Sendable {
     public static let featureSize: UInt64 = 1 << 0
     static let receiveQueue = 0
@@ -12,9 +12,13 @@ public final class VirtioConsole: VirtioDevice, Sendable {
     public static let queueSize: UInt16 = 256
     /// Input held for the guest at most; the console stops reading beyond it.
     public static let inputCapacity = 64 * 1024
+    /// Output taken from one transmit chain at most; the rest of a larger chain is dropped.
+    /// Linux sends at most a page per buffer, so only a hostile guest reaches it.
+    public static let maximumChainOutput = 1 << 20
 
+    /// The receive side: driven by the event loop (input) and by receiveq notifications.
     struct State {
-        var queues: [Virtqueue] = []
+        var queue: Virtqueue?
         /// Weak: the transport owns this device, and a strong reference back would keep both alive forever.
         weak var interrupt: VirtioInterrupt?
         var pendingInput: [UInt8] = []
@@ -23,14 +27,24 @@ public final class VirtioConsole: VirtioDevice, Sendable {
         var broken = false
     }
 
+    /// The transmit side: only vCPU threads take it, and may block in `output` while
+    /// holding it, so that input never waits for a slow console reader.
+    struct Transmit {
+        var queue: Virtqueue?
+        weak var interrupt: VirtioInterrupt?
+        var broken = false
+    }
+
     private let state = Mutex(State())
+    private let transmit = Mutex(Transmit())
     private let output: @Sendable (UnsafeRawBufferPointer) -> Void
 
     public var deviceType: UInt32 { 3 }
     public var maximumQueueSizes: [UInt16] { [Self.queueSize, Self.queueSize] }
     public var deviceFeatures: UInt64 { Self.featureSize }
 
-    /// `output` receives what the guest writes to the console, on the notifying vCPU's thread.
+    /// `output` receives what the guest writes to the console, on the notifying vCPU's
+    /// thread, as slices of guest memory valid during the call.
     public init(output: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) {
         self.output = output
     }
@@ -73,9 +87,12 @@ public final class VirtioConsole: VirtioDevice, Sendable {
         interrupt?.configurationChanged()
     }
 
-    public func activate(queues: [Virtqueue], features: UInt64, interrupt: VirtioInterrupt) {
+    public func activate(queues: [Virtqueue?], features: UInt64, interrupt: VirtioInterrupt) {
+        transmit.withLock { transmit in
+            transmit = Transmit(queue: queues[Self.transmitQueue], interrupt: interrupt)
+        }
         let signal = state.withLock { state in
-            state.queues = queues
+            state.queue = queues[Self.receiveQueue]
             state.interrupt = interrupt
             state.broken = false
             return deliverInput(&state)
@@ -84,33 +101,38 @@ public final class VirtioConsole: VirtioDevice, Sendable {
     }
 
     public func queueNotified(_ index: Int) {
-        var transmitted: [[UInt8]] = []
-        let signal = state.withLock { state -> (@Sendable () -> Void)? in
-            guard !state.broken, state.queues.count == 2 else { return nil }
-            if index == Self.receiveQueue { return deliverInput(&state) }
-            let queue = state.queues[Self.transmitQueue]
+        if index == Self.receiveQueue {
+            state.withLock { deliverInput(&$0) }?()
+            return
+        }
+        let signal = transmit.withLock { transmit -> (@Sendable () -> Void)? in
+            guard !transmit.broken, let queue = transmit.queue else { return nil }
             var completed = false
             do throws(VirtqueueError) {
                 while let chain = try queue.next() {
                     guard chain.writable.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-readable") }
-                    for buffer in chain.readable {
-                        transmitted.append(Array(try Self.memory(of: buffer, count: Int(buffer.length), in: queue)))
+                    var budget = Self.maximumChainOutput
+                    for buffer in chain.buffers where budget > 0 {
+                        let count = min(Int(buffer.length), budget)
+                        output(UnsafeRawBufferPointer(try Self.memory(of: buffer, count: count, in: queue)))
+                        budget -= count
                     }
                     queue.complete(chain, written: 0)
                     completed = true
                 }
             } catch {
-                return fail(&state, error)
+                transmit.broken = true
+                return Self.failure(transmit.interrupt, error)
             }
-            return completed && queue.shouldInterrupt() ? notifier(state) : nil
+            return completed && queue.shouldInterrupt() ? Self.notifier(transmit.interrupt) : nil
         }
-        for bytes in transmitted { bytes.withUnsafeBytes { output($0) } }
         signal?()
     }
 
     public func reset() {
+        transmit.withLock { $0 = Transmit() }
         state.withLock { state in
-            state.queues = []
+            state.queue = nil
             state.interrupt = nil
             state.broken = false
         }
@@ -129,14 +151,13 @@ public final class VirtioConsole: VirtioDevice, Sendable {
 
     /// Moves pending input into the guest's receive buffers; returns the interrupt to raise.
     private func deliverInput(_ state: inout State) -> (@Sendable () -> Void)? {
-        guard !state.broken, state.queues.count == 2, !state.pendingInput.isEmpty else { return nil }
-        let queue = state.queues[Self.receiveQueue]
+        guard !state.broken, let queue = state.queue, !state.pendingInput.isEmpty else { return nil }
         var completed = false
         do throws(VirtqueueError) {
             while !state.pendingInput.isEmpty, let chain = try queue.next() {
                 guard chain.readable.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-writable") }
                 var written = 0
-                for buffer in chain.writable where written < state.pendingInput.count {
+                for buffer in chain.buffers where written < state.pendingInput.count {
                     let count = min(Int(buffer.length), state.pendingInput.count - written)
                     let destination = try Self.memory(of: buffer, count: count, in: queue)
                     state.pendingInput[written..<(written + count)].withUnsafeBytes { destination.copyMemory(from: $0) }
@@ -147,19 +168,19 @@ public final class VirtioConsole: VirtioDevice, Sendable {
                 completed = true
             }
         } catch {
-            return fail(&state, error)
+            state.broken = true
+            return Self.failure(state.interrupt, error)
         }
-        return completed && queue.shouldInterrupt() ? notifier(state) : nil
+        return completed && queue.shouldInterrupt() ? Self.notifier(state.interrupt) : nil
     }
 
-    private func notifier(_ state: State) -> (@Sendable () -> Void)? {
-        guard let interrupt = state.interrupt else { return nil }
+    private static func notifier(_ interrupt: VirtioInterrupt?) -> (@Sendable () -> Void)? {
+        guard let interrupt else { return nil }
         return { interrupt.usedBuffers() }
     }
 
-    private func fail(_ state: inout State, _ error: VirtqueueError) -> (@Sendable () -> Void)? {
-        state.broken = true
-        guard let interrupt = state.interrupt else { return nil }
+    private static func failure(_ interrupt: VirtioInterrupt?, _ error: VirtqueueError) -> (@Sendable () -> Void)? {
+        guard let interrupt else { return nil }
         return { interrupt.deviceNeedsReset(error) }
     }
 }

@@ -10,9 +10,10 @@ public protocol VirtioDevice: AnyObject, Sendable {
     var deviceFeatures: UInt64 { get }
     /// Bytes of the device configuration space at `offset`.
     func readConfiguration(offset: Int, into data: UnsafeMutableRawBufferPointer)
-    /// Starts the device once the driver set DRIVER_OK, with the negotiated features.
-    func activate(queues: [Virtqueue], features: UInt64, interrupt: VirtioInterrupt)
-    /// The driver notified queue `index`.
+    /// Starts the device once the driver set DRIVER_OK, with the negotiated features and
+    /// a queue for each one the driver made ready (nil for the others).
+    func activate(queues: [Virtqueue?], features: UInt64, interrupt: VirtioInterrupt)
+    /// The driver notified queue `index`, which it had made ready.
     func queueNotified(_ index: Int)
     /// Drops the queues and any state bound to them: the driver reset the device.
     func reset()

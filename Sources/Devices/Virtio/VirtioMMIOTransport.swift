@@ -74,6 +74,8 @@ public final class VirtioMMIOTransport: BusDevice, Sendable {
     private let line: InterruptLine
     private let log: @Sendable (String) -> Void
     private let state: Mutex<State>
+    /// Held across a status write and the device callback it causes (reset or activate).
+    private let lifecycle = Mutex(())
     public let offeredFeatures: UInt64
 
     /// `log` receives one line the first time the guest breaks a queue.
@@ -122,13 +124,25 @@ public final class VirtioMMIOTransport: BusDevice, Sendable {
         let offset = Int(offset)
         guard data.count == 4, offset % 4 == 0, offset < Register.configuration else { return }
         let value = UInt32(littleEndian: data.loadUnaligned(as: UInt32.self))
-        if offset == Register.queueNotify {
+        switch offset {
+        case Register.queueNotify:
             // Outside the lock: the device calls back into the interrupt path.
-            let active = state.withLock { $0.active && $0.status & Status.deviceNeedsReset == 0 }
-            if active, Int(value) < device.maximumQueueSizes.count { device.queueNotified(Int(value)) }
-            return
+            let index = Int(value)
+            let active = state.withLock { state in
+                state.active && state.status & Status.deviceNeedsReset == 0 && index < state.queues.count && state.queues[index].ready
+            }
+            if active { device.queueNotified(index) }
+        case Register.status:
+            // A reset and an activation each change the transport and then tell the device;
+            // one at a time, so that one vCPU's reset cannot land inside another's activation.
+            lifecycle.withLock { _ in writeRegister(offset, value) }
+        default:
+            writeRegister(offset, value)
         }
-        var activation: (queues: [Virtqueue], features: UInt64)?
+    }
+
+    private func writeRegister(_ offset: Int, _ value: UInt32) {
+        var activation: (queues: [Virtqueue?], features: UInt64)?
         var failure: VirtqueueError?
         var resetDevice = false
         state.withLock { state in
@@ -205,9 +219,14 @@ public final class VirtioMMIOTransport: BusDevice, Sendable {
         state.queues[queue][keyPath: field] = (state.queues[queue][keyPath: field] & 0xffff_ffff) | (UInt64(value) << 32)
     }
 
-    private func makeQueues(_ state: State) throws(VirtqueueError) -> [Virtqueue] {
-        var queues: [Virtqueue] = []
+    /// The queues the driver made ready (nil for the others, which the device never walks).
+    private func makeQueues(_ state: State) throws(VirtqueueError) -> [Virtqueue?] {
+        var queues: [Virtqueue?] = []
         for (index, configuration) in state.queues.enumerated() {
+            guard configuration.ready else {
+                queues.append(nil)
+                continue
+            }
             let size = configuration.size == 0 ? device.maximumQueueSizes[index] : configuration.size
             queues.append(try Virtqueue(memory: memory, size: size, descriptorTable: GuestAddress(configuration.descriptor),
                                         availableRing: GuestAddress(configuration.driver), usedRing: GuestAddress(configuration.device),

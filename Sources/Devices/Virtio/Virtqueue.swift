@@ -29,6 +29,9 @@ public final class Virtqueue: @unchecked Sendable {
     static let flagIndirect: UInt16 = 4
     /// VRING_AVAIL_F_NO_INTERRUPT in the available ring's flags.
     static let availableNoInterrupt: UInt16 = 1
+    /// Buffers one chain may have, indirect ones included: bounds the host memory and
+    /// work one chain can cause, whatever the guest writes (Linux stays far below it).
+    public static let maximumChainLength = 1024
 
     public let memory: GuestMemory
     public let size: UInt16
@@ -56,13 +59,16 @@ public final class Virtqueue: @unchecked Sendable {
         self.usedRing = usedRing
         self.eventIndex = eventIndex
         let count = Int(size)
-        try Self.check(memory, "descriptor table", descriptorTable, count * 16)
-        try Self.check(memory, "available ring", availableRing, 6 + count * 2)
-        try Self.check(memory, "used ring", usedRing, 6 + count * 8)
+        // Alignments from the virtio 1.x split-ring layout; ring indices are accessed atomically.
+        try Self.check(memory, "descriptor table", descriptorTable, count * 16, alignment: 16)
+        try Self.check(memory, "available ring", availableRing, 6 + count * 2, alignment: 2)
+        try Self.check(memory, "used ring", usedRing, 6 + count * 8, alignment: 4)
     }
 
-    private static func check(_ memory: GuestMemory, _ what: String, _ address: GuestAddress, _ length: Int) throws(VirtqueueError) {
+    private static func check(_ memory: GuestMemory, _ what: String, _ address: GuestAddress, _ length: Int,
+                              alignment: UInt64 = 1) throws(VirtqueueError) {
         guard memory.contains(address, length: length) else { throw .outsideMemory(what: what, address: address, length: length) }
+        guard address.rawValue % alignment == 0 else { throw .misaligned(what: what, address: address, alignment: alignment) }
     }
 
     private func load<T: FixedWidthInteger>(_ type: T.Type, _ address: GuestAddress) -> T {
@@ -70,18 +76,28 @@ public final class Virtqueue: @unchecked Sendable {
         (try? memory.load(T.self, at: address)) ?? 0
     }
 
-    /// The driver's available index.
-    var availableIndex: UInt16 { load(UInt16.self, GuestAddress(availableRing.rawValue + 2)) }
+    /// The driver's available index; ring entries it publishes are visible after this load.
+    var availableIndex: UInt16 { (try? memory.loadAcquire(at: GuestAddress(availableRing.rawValue + 2))) ?? 0 }
 
-    /// The next chain the driver made available, or nil when there is none.
+    private var availableEvent: GuestAddress { GuestAddress(usedRing.rawValue + 4 + UInt64(size) * 8) }
+
+    /// The next chain the driver made available, or nil when there is none. With
+    /// EVENT_IDX, before saying there is none it asks to be notified of the next one
+    /// (avail_event), then looks again: a chain the driver published meanwhile, having
+    /// read the old avail_event and so not notified, is not left behind (store, full
+    /// fence, re-check, as rust-vmm's enable_notification does).
     public func next() throws(VirtqueueError) -> DescriptorChain? {
-        let available = availableIndex
-        guard available != nextAvailable else { return nil }
+        var available = availableIndex
+        if available == nextAvailable {
+            guard eventIndex else { return nil }
+            try? memory.storeRelease(nextAvailable, at: availableEvent)
+            atomicMemoryFence(ordering: .sequentiallyConsistent)
+            available = availableIndex
+            guard available != nextAvailable else { return nil }
+        }
         guard available &- nextAvailable <= size else {
             throw .availableIndexJump(previous: nextAvailable, now: available, size: size)
         }
-        // Read the ring entry only after the index that published it.
-        atomicMemoryFence(ordering: .acquiring)
         let slot = GuestAddress(availableRing.rawValue + 4 + UInt64(nextAvailable % size) * 2)
         let head = load(UInt16.self, slot)
         nextAvailable &+= 1
@@ -118,6 +134,7 @@ public final class Virtqueue: @unchecked Sendable {
                 continue
             }
             guard length > 0 else { throw .zeroLength(head: head) }
+            guard buffers.count < Self.maximumChainLength else { throw .chainTooLong(head: head) }
             try Self.check(memory, "buffer", GuestAddress(address), Int(length))
             let writable = flags & Self.flagWrite != 0
             if writable { sawWritable = true } else if sawWritable { throw .readableAfterWritable(head: head) }
@@ -135,27 +152,25 @@ public final class Virtqueue: @unchecked Sendable {
         try? memory.store(UInt32(chain.head), at: slot)
         try? memory.store(length, at: GuestAddress(slot.rawValue + 4))
         nextUsed &+= 1
-        // The element must be visible before the index that publishes it.
-        atomicMemoryFence(ordering: .releasing)
-        try? memory.store(nextUsed, at: GuestAddress(usedRing.rawValue + 2))
-        if eventIndex {
-            // avail_event: ask to be notified once the driver passes what we consumed.
-            try? memory.store(nextAvailable, at: GuestAddress(usedRing.rawValue + 4 + UInt64(size) * 8))
-        }
+        // A release store: the element is visible before the index that publishes it.
+        try? memory.storeRelease(nextUsed, at: GuestAddress(usedRing.rawValue + 2))
     }
 
     /// Whether the driver wants an interrupt for what was completed since the last one.
     public func shouldInterrupt() -> Bool {
+        // The used index we published must be ordered before reading what the driver
+        // asked for, or both sides may miss each other's update.
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         defer {
             lastSignalledUsed = nextUsed
             signalledOnce = true
         }
         if eventIndex {
-            let usedEvent = load(UInt16.self, GuestAddress(availableRing.rawValue + 4 + UInt64(size) * 2))
+            let usedEvent = (try? memory.loadAcquire(at: GuestAddress(availableRing.rawValue + 4 + UInt64(size) * 2))) ?? 0
             // vring_need_event: the driver asked to hear once used passes used_event.
             return !signalledOnce || (nextUsed &- usedEvent &- 1) < (nextUsed &- lastSignalledUsed)
         }
-        return load(UInt16.self, availableRing) & Self.availableNoInterrupt == 0
+        let flags = (try? memory.loadAcquire(at: availableRing)) ?? 0
+        return flags & Self.availableNoInterrupt == 0
     }
 }

@@ -4,6 +4,7 @@ import Memory
 /// The queue that produced it stops being processed; the device asks for a reset.
 public enum VirtqueueError: Error, Equatable, CustomStringConvertible {
     case outsideMemory(what: String, address: GuestAddress, length: Int)
+    case misaligned(what: String, address: GuestAddress, alignment: UInt64)
     case headOutOfRange(index: UInt16, size: UInt16)
     case chainTooLong(head: UInt16)
     case nextOutOfRange(head: UInt16, next: UInt16)
@@ -18,10 +19,12 @@ public enum VirtqueueError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .outsideMemory(let what, let address, let length):
             return "\(what) at \(address) (\(length) bytes) is outside guest memory"
+        case .misaligned(let what, let address, let alignment):
+            return "\(what) at \(address) is not aligned to \(alignment) bytes"
         case .headOutOfRange(let index, let size):
             return "descriptor index \(index) is beyond the queue size \(size)"
         case .chainTooLong(let head):
-            return "descriptor chain from \(head) loops or is longer than the queue"
+            return "descriptor chain from \(head) loops or is longer than \(Virtqueue.maximumChainLength) buffers"
         case .nextOutOfRange(let head, let next):
             return "descriptor chain from \(head) continues to \(next), beyond the table"
         case .zeroLength(let head):
