@@ -1,11 +1,12 @@
 /// A first-in first-out queue of bytes in fixed storage: what a device holds for the
-/// guest never grows beyond the capacity it was made with, however the bytes come and go.
-struct ByteQueue {
+/// guest, or the console keeps for a late client, never grows beyond the capacity it was
+/// made with, however the bytes come and go.
+package struct ByteQueue {
     private var storage: [UInt8]
     private var head = 0
     private(set) var count = 0
 
-    init(capacity: Int) {
+    package init(capacity: Int) {
         storage = [UInt8](repeating: 0, count: capacity)
     }
 
@@ -39,5 +40,21 @@ struct ByteQueue {
     mutating func removeAll() {
         head = 0
         count = 0
+    }
+
+    /// Appends all of `bytes`, dropping the oldest ones to make room (a history of the most recent).
+    package mutating func pushDroppingOldest(_ bytes: UnsafeRawBufferPointer) {
+        let kept = bytes.suffix(capacity)
+        let excess = kept.count - space
+        if excess > 0 {
+            head = (head + excess) % capacity
+            count -= excess
+        }
+        push(contentsOf: kept)
+    }
+
+    /// The bytes held, oldest first.
+    package var contents: [UInt8] {
+        (0..<count).map { storage[(head + $0) % capacity] }
     }
 }

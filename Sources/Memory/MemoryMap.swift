@@ -16,7 +16,13 @@ public enum MemoryMap {
     public static let mmioGapStart: GuestAddress = 0xd000_0000
     public static let mmioGapEnd: GuestAddress = 0x1_0000_0000
     public static let virtioMMIOBase: GuestAddress = 0xd000_0000
-    public static let firstVirtioIRQ: UInt32 = 5
+    public static let virtioMMIOSlotSize: UInt64 = 0x1000
+    /// One interrupt per virtio-mmio slot, in slot order: the ISA lines no legacy device
+    /// of ours or of a PC uses (not the timer, keyboard, cascade, COM ports, RTC or FPU).
+    public static let virtioIRQs: [UInt32] = [5, 6, 7, 9, 10, 11, 12, 14, 15]
+    /// The exit-status register (docs/exit-status.md): the guest's /init writes its
+    /// command's status here, 32 bits, before it reboots.
+    public static let exitStatusRegister: GuestAddress = 0xd100_0000
     public static let ioapic: GuestAddress = 0xfec0_0000
     public static let lapic: GuestAddress = 0xfee0_0000
     /// KVM's three-page TSS and its identity-map page, just below the IOAPIC.

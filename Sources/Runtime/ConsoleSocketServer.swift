@@ -1,3 +1,4 @@
+import Devices
 import Glibc
 import Synchronization
 
@@ -13,7 +14,7 @@ final class ConsoleSocketServer: @unchecked Sendable {
 
     private struct State {
         var client: Int32?
-        var history = ByteRing(capacity: ConsoleSocketServer.historySize)
+        var history = ByteQueue(capacity: ConsoleSocketServer.historySize)
     }
 
     private let state = Mutex(State())
@@ -38,7 +39,7 @@ final class ConsoleSocketServer: @unchecked Sendable {
     /// too slow to keep up loses bytes rather than stalling the guest.
     func write(_ bytes: UnsafeRawBufferPointer) {
         state.withLock { state in
-            state.history.append(bytes)
+            state.history.pushDroppingOldest(bytes)
             if let client = state.client {
                 Self.sendWithoutWaiting(client, bytes)
             }

@@ -4,6 +4,7 @@ import Devices
 import Glibc
 import KVM
 import Memory
+import Synchronization
 
 /// A virtual machine built from a `VMConfiguration`: KVM VM with in-kernel irqchip
 /// and PIT, guest RAM, the loaded kernel, the vCPU(s), COM1, the i8042 and, when
@@ -34,6 +35,11 @@ public final class MicroVM: @unchecked Sendable {
         socket = try configuration.consoleSocket.map { path throws(UnixSocket.Error) in try ConsoleSocketServer(path: path) }
         let output = try ConsoleOutput(fd: configuration.consoleOutput, socket: socket, logPath: configuration.consoleLog,
                                        abandon: { control.isStopping })
+        let virtioDevices = configuration.disks.count + (configuration.console == .virtio ? 1 : 0)
+        guard virtioDevices <= VirtioSlots.capacity else {
+            throw ConfigurationError.tooManyDevices(requested: virtioDevices, capacity: VirtioSlots.capacity)
+        }
+        let disks = try configuration.disks.map { disk throws(DiskFile.Error) in try DiskFile(path: disk.path, readOnly: disk.readOnly) }
 
         hypervisor = try Hypervisor()
         let maximum = hypervisor.maximumVCPUs
@@ -61,22 +67,35 @@ public final class MicroVM: @unchecked Sendable {
         }
         serial = Serial16550(interrupt: interruptLine(Serial16550.com1IRQ), output: write)
         try ioBus.insert(serial, base: Serial16550.com1Port, size: Serial16550.portCount)
-        try ioBus.insert(I8042 { control.stop(.reset) }, base: I8042.basePort, size: I8042.portCount)
 
-        var commandLine = configuration.commandLine
-        commandLine.insertKernelParameters(profile.kernelParameters)
+        let reported = Mutex<Int32?>(nil)
+        try mmioBus.insert(ExitStatusRegister { status in reported.withLock { $0 = status } },
+                           base: MemoryMap.exitStatusRegister.rawValue, size: ExitStatusRegister.size)
+        try ioBus.insert(I8042 {
+            // The guest's /init reports its command's status just before it reboots.
+            control.stop(reported.withLock { $0 }.map(VMExit.commandExited) ?? .reset)
+        }, base: I8042.basePort, size: I8042.portCount)
+
+        // Fixed order: the console, then the disks (vda, vdb, …).
+        let slots = VirtioSlots(bus: mmioBus, memory: memory, interrupt: interruptLine) { Self.report($0) }
         if configuration.console == .virtio {
             let console = VirtioConsole(output: write)
-            let address = MemoryMap.virtioMMIOBase
-            let irq = MemoryMap.firstVirtioIRQ
-            let transport = VirtioMMIOTransport(device: console, memory: memory, interrupt: interruptLine(irq)) { message in
-                Self.report(message)
-            }
-            try mmioBus.insert(transport, base: address.rawValue, size: VirtioMMIOTransport.size)
-            commandLine.insertKernelParameters(["virtio_mmio.device=4K@\(address):\(irq)"])
+            try slots.add(console)
             virtioConsole = console
         } else {
             virtioConsole = nil
+        }
+        for (index, disk) in disks.enumerated() {
+            try slots.add(VirtioBlock(backend: disk, identifier: "microvm-disk\(index)"))
+        }
+
+        var commandLine = configuration.commandLine
+        commandLine.insertKernelParameters(profile.kernelParameters + slots.kernelParameters)
+        if configuration.rootOnFirstDisk, let root = configuration.disks.first {
+            commandLine.insertKernelParameters(["microvm.root=/dev/vda"] + (root.readOnly ? ["microvm.rootro=1"] : []))
+        }
+        if let command = configuration.command {
+            commandLine.insertKernelParameters([GuestCommand.kernelParameter(command)])
         }
 
         let entry = try KernelLoader.load(kernel: configuration.kernel, initrd: configuration.initrd,

@@ -21,7 +21,8 @@ public enum SeccompFilter {
                       "clock_gettime", "exit", "exit_group"]
         switch kind {
         case .vcpu:
-            return common
+            // Disk requests are served on the notifying vCPU's thread.
+            return common + ["preadv", "pwritev", "fdatasync"]
         case .eventLoop:
             return common + ["poll", "ppoll", "read", "recvfrom", "accept", "accept4", "fcntl", "close", "unlink", "rt_sigaction"]
         }

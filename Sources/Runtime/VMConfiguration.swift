@@ -20,10 +20,28 @@ public struct VMConfiguration: Sendable {
     public var consoleLog: String?
     /// Whether to take console input from standard input (ignored with a console socket).
     public var consoleInput: Bool
+    /// Raw disk images, attached as virtio-blk devices /dev/vda, /dev/vdb, … in this order.
+    public var disks: [Disk]
+    /// The first disk holds the root filesystem: the initrd's /init mounts it and runs the
+    /// command (or the root's /sbin/init) inside it.
+    public var rootOnFirstDisk: Bool
+    /// What the guest's /init runs, each argument passed through unchanged; nil for the
+    /// command line's own (after `--`) or a shell.
+    public var command: [String]?
     /// Restrict each vCPU thread and the thread that calls `run()` to the system calls
     /// they need, from the start of the run on. The calling thread keeps its filter after
     /// `run()` returns, so a process that goes on to do other work leaves this off.
     public var seccomp: Bool
+
+    public struct Disk: Equatable, Sendable {
+        public var path: String
+        public var readOnly: Bool
+
+        public init(path: String, readOnly: Bool = false) {
+            self.path = path
+            self.readOnly = readOnly
+        }
+    }
 
     public enum ConsoleDevice: String, Sendable, CaseIterable {
         /// The 16550 UART on COM1 (`console=ttyS0`).
@@ -48,7 +66,8 @@ public struct VMConfiguration: Sendable {
     public init(kernel: String, initrd: String? = nil, commandLine: KernelCommandLine? = nil,
                 memorySize: UInt64 = defaultMemorySize, vcpuCount: Int = 1, console: ConsoleDevice = .serial,
                 consoleSocket: String? = nil, consoleOutput: Int32 = STDOUT_FILENO, consoleLog: String? = nil,
-                consoleInput: Bool = true, seccomp: Bool = false) {
+                consoleInput: Bool = true, disks: [Disk] = [], rootOnFirstDisk: Bool = false, command: [String]? = nil,
+                seccomp: Bool = false) {
         self.kernel = kernel
         self.initrd = initrd
         self.commandLine = commandLine ?? KernelCommandLine(Self.defaultCommandLine(console: console))
@@ -59,6 +78,9 @@ public struct VMConfiguration: Sendable {
         self.consoleOutput = consoleOutput
         self.consoleLog = consoleLog
         self.consoleInput = consoleInput
+        self.disks = disks
+        self.rootOnFirstDisk = rootOnFirstDisk
+        self.command = command
         self.seccomp = seccomp
     }
 }

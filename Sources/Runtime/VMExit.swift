@@ -2,6 +2,9 @@
 public enum VMExit: Equatable, Sendable {
     /// The guest reset the machine (reboot through the i8042).
     case reset
+    /// The guest's command ended with this status (0–255, 128+N for signal N), reported
+    /// through the exit-status register before the guest rebooted.
+    case commandExited(Int32)
     /// The user quit from the console (Ctrl-A x).
     case userQuit
     /// The library user called `MicroVM.requestStop()`.
@@ -15,10 +18,12 @@ public enum VMExit: Equatable, Sendable {
     /// The VMM itself failed while the guest ran.
     case vmmError(String)
 
-    /// 0 for a guest reboot or a user quit, 128+N for signal N, 2 for a guest that
-    /// crashed or could not be run, 1 for a VMM failure.
+    /// The guest command's status when it reported one; otherwise 0 for a guest reboot or a
+    /// user quit, 128+N for signal N, 2 for a guest that crashed or could not be run, 1 for
+    /// a VMM failure.
     public var status: Int32 {
         switch self {
+        case .commandExited(let status): return status
         case .reset, .userQuit, .stopRequested: return 0
         case .signal(let number): return 128 + number
         case .tripleFault, .internalError: return 2
@@ -29,7 +34,7 @@ public enum VMExit: Equatable, Sendable {
     /// The one line to show the user, if the exit is worth a word.
     public var message: String? {
         switch self {
-        case .reset, .userQuit, .stopRequested: return nil
+        case .reset, .userQuit, .stopRequested, .commandExited: return nil
         case .signal(let number): return "stopped by signal \(number)"
         case .tripleFault(let rip): return "guest stopped: triple fault (KVM_EXIT_SHUTDOWN) at RIP 0x\(String(rip, radix: 16))"
         case .internalError(let diagnosis): return diagnosis

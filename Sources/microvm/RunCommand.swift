@@ -37,6 +37,12 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also write the guest's console output to this file.", valueName: "path"))
     var consoleLog: String?
 
+    @Option(help: ArgumentHelp("Attach a raw disk image as the next virtio-blk disk (/dev/vda, /dev/vdb, …); ,ro attaches it read-only. Repeatable.", valueName: "path[,ro]"))
+    var disk: [String] = []
+
+    @Option(help: ArgumentHelp("Root filesystem: an ext4 image, or a directory (made into a cached ext4 image); attached as /dev/vda and mounted as / for the command. ,ro mounts it read-only.", valueName: "path[,ro]"))
+    var rootfs: String?
+
     @Flag(help: "Print nothing of microvm's own unless something fails.")
     var quiet = false
 
@@ -45,6 +51,9 @@ struct RunCommand: ParsableCommand {
 
     @Flag(help: .hidden)
     var seccompSelftest = false
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("After --: the command the guest runs, its arguments passed through unchanged; microvm exits with its status.", valueName: "command"))
+    var command: [String] = []
 
     @Flag(help: ArgumentHelp("On exit, print start-up timestamps as JSON on stderr: from main to VM built, first KVM_RUN, first console byte, the initrd's \"\(BootEvents.guestInitMarker)\" line, and exit."))
     var bootTimer = false
@@ -82,6 +91,12 @@ struct RunCommand: ParsableCommand {
             initrdPath = initrdPath ?? guest.initrd
             if !quiet { report("booting the default guest: \(guest.kernel) with \(guest.initrd)") }
         }
+        var disks = disk.map(Self.parseDisk)
+        if let rootfs {
+            let root = Self.parseDisk(rootfs)
+            let image = try RootFilesystem.image(for: root.path) { line in if !quiet { report(line) } }
+            disks.insert(VMConfiguration.Disk(path: image, readOnly: root.readOnly), at: 0)
+        }
         let configuration = VMConfiguration(
             kernel: kernelPath!,
             initrd: initrdPath,
@@ -91,11 +106,23 @@ struct RunCommand: ParsableCommand {
             console: console,
             consoleSocket: consoleSocket,
             consoleLog: consoleLog,
+            disks: disks,
+            rootOnFirstDisk: rootfs != nil,
+            command: command.isEmpty ? nil : command,
             seccomp: !noSeccomp
         )
         let vm = try MicroVM(configuration, events: events)
         if let consoleSocket, !quiet { report("console on \(consoleSocket); attach with: microvm attach \(consoleSocket)") }
         return vm.run()
+    }
+}
+
+extension RunCommand {
+    /// `PATH` or `PATH,ro`.
+    static func parseDisk(_ argument: String) -> VMConfiguration.Disk {
+        argument.hasSuffix(",ro")
+            ? VMConfiguration.Disk(path: String(argument.dropLast(3)), readOnly: true)
+            : VMConfiguration.Disk(path: argument)
     }
 }
 

@@ -42,6 +42,13 @@ struct BadInputTests {
         (["--kernel", GuestImages.testGuestELF, "--cmdline", String(repeating: "x", count: 10_000)],
          "bytes is longer than the kernel's limit of 2047"),
         (["--kernel", GuestImages.testGuestELF, "--console-log", "/nonexistent/dir/log"], "cannot open the console log"),
+        (["--kernel", GuestImages.testGuestELF, "--disk", "/nonexistent/disk.img"],
+         "cannot open the disk /nonexistent/disk.img: No such file or directory"),
+        (["--kernel", GuestImages.testGuestELF, "--disk", "/tmp"], "the disk /tmp is not a regular file or block device"),
+        (["--kernel", GuestImages.testGuestELF, "--rootfs", file("not-ext4", [UInt8](repeating: 0x5a, count: 8192))],
+         "is not an ext4 image (nor a directory)"),
+        (["--kernel", GuestImages.testGuestELF] + Array(repeating: ["--disk", file("disk", [UInt8](repeating: 0, count: 4096))], count: 10).flatMap { $0 },
+         "10 virtio devices requested (disks and the virtio console); microvm has 9 slots"),
     ]
 
     @Test(arguments: 0..<cases.count)
@@ -55,6 +62,30 @@ struct BadInputTests {
         #expect(result.stderr.hasPrefix("microvm: error: "))
         #expect(result.stderr.contains(message), "stderr: \(result.stderr)")
         #expect(result.stdout.isEmpty)
+    }
+
+    /// A disk file the process may not write, attached without ,ro: as root, permissions do
+    /// not stop a write, so the file is made immutable instead.
+    @Test func aReadOnlyDiskNeedsRO() throws {
+        let path = Self.file("read-only-disk", [UInt8](repeating: 0, count: 4096))
+        chmod(path, 0o444)
+        let immutable = getuid() == 0
+        if immutable { try #require(Self.shell("chattr +i '\(path)'") == 0, "chattr +i failed on \(path)") }
+        defer { if immutable { _ = Self.shell("chattr -i '\(path)'") } }
+        let result = try MicroVMProcess.run(["run", "--kernel", GuestImages.testGuestELF, "--disk", path], timeout: 20)
+        #expect(result.status == 1)
+        #expect(result.stderr == "microvm: error: the disk \(path) is read-only; attach it with ,ro\n")
+        let attached = try MicroVMProcess.run(["run", "--kernel", GuestImages.testGuestELF, "--disk", path + ",ro"], timeout: 20)
+        #expect(attached.status == 0, "stderr: \(attached.stderr)")
+    }
+
+    static func shell(_ command: String) -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        try? process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
     }
 
     @Test func unknownFlagIsAUsageError() throws {

@@ -14,9 +14,15 @@ enum GuestImages {
     static let linuxELF = cache.appendingPathComponent("linux/vmlinux").path
     static let initrd = cache.appendingPathComponent("initrd/initrd.cpio").path
 
+    static let rootfsTree = cache.appendingPathComponent("rootfs/rootfs").path
+    static let rootfsImage = cache.appendingPathComponent("rootfs/rootfs.ext4").path
+
     static var haveTestGuest: Bool { [testGuestELF, testGuestBzImage].allSatisfy(FileManager.default.fileExists) }
     static var haveLinux: Bool { [linuxBzImage, linuxELF, initrd].allSatisfy(FileManager.default.fileExists) }
 
+    static var haveRootfs: Bool { haveLinux && [rootfsTree, rootfsImage].allSatisfy(FileManager.default.fileExists) }
+
+    static let missingRootfs: Comment = "the minimal Linux or the sample root file system is not built (scripts/build-guest linux initrd rootfs) or /dev/kvm is unavailable"
     static let missingTestGuest: Comment = "the test guest is not built (scripts/build-guest test) or /dev/kvm is unavailable"
     static let missingLinux: Comment = "the minimal Linux is not built (scripts/build-guest linux initrd) or /dev/kvm is unavailable"
 

@@ -1,12 +1,7 @@
+@testable import Devices
+@testable import Runtime
 import Synchronization
 import Testing
-@testable import Arch
-@testable import Boot
-@testable import Devices
-@testable import KVM
-@testable import Memory
-@testable import Runtime
-import X86
 
 /// Records every level change a device drives.
 final class RecordingLine: InterruptLine {

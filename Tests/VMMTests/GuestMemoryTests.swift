@@ -1,11 +1,5 @@
-import Testing
-@testable import Arch
-@testable import Boot
-@testable import Devices
-@testable import KVM
 @testable import Memory
-@testable import Runtime
-import X86
+import Testing
 
 @Suite struct GuestMemoryTests {
     @Test func layoutBelowTheGapIsOneRegion() throws {

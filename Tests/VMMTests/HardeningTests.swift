@@ -1,11 +1,11 @@
-import Glibc
-import Synchronization
-import Testing
-import Arch
+@testable import Arch
 @testable import Devices
+import Glibc
 @testable import KVM
 @testable import Memory
 @testable import Runtime
+import Synchronization
+import Testing
 import X86
 
 /// What a guest can make the host do is bounded by constants, and the device model's
@@ -65,6 +65,12 @@ import X86
         #expect(queue.pop() == 1)
         #expect(queue.push(contentsOf: [4, 5, 6]) == 2)
         #expect([queue.pop(), queue.pop(), queue.pop(), queue.pop(), queue.pop()] == [2, 3, 4, 5, nil])
+        var history = ByteQueue(capacity: 4)
+        [UInt8]([1, 2, 3]).withUnsafeBytes { history.pushDroppingOldest($0) }
+        [UInt8]([4, 5]).withUnsafeBytes { history.pushDroppingOldest($0) }
+        #expect(history.contents == [2, 3, 4, 5])
+        Array(10..<20).map(UInt8.init).withUnsafeBytes { history.pushDroppingOldest($0) }
+        #expect(history.contents == [16, 17, 18, 19])
     }
 }
 

@@ -1,10 +1,4 @@
-@testable import Arch
-@testable import Boot
-@testable import Devices
-@testable import KVM
 @testable import Memory
-@testable import Runtime
-import X86
 
 /// Crafts kernel images byte by byte, so loader tests need no real kernel.
 enum ImageBuilder {

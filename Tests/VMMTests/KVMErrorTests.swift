@@ -1,12 +1,6 @@
+@testable import KVM
 import SystemPackage
 import Testing
-@testable import Arch
-@testable import Boot
-@testable import Devices
-@testable import KVM
-@testable import Memory
-@testable import Runtime
-import X86
 
 @Suite struct KVMErrorTests {
     @Test func ioctlFailureNamesTheRequestAndTheErrno() {

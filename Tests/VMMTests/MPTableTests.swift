@@ -1,10 +1,6 @@
-import Testing
 @testable import Arch
-@testable import Boot
-@testable import Devices
-@testable import KVM
 @testable import Memory
-@testable import Runtime
+import Testing
 import X86
 
 @Suite struct MPTableTests {

@@ -1,12 +1,7 @@
+@testable import Devices
+@testable import Memory
 import Synchronization
 import Testing
-@testable import Arch
-@testable import Boot
-@testable import Devices
-@testable import KVM
-@testable import Memory
-@testable import Runtime
-import X86
 
 /// A virtio driver simulated in guest memory: lays out a split ring and posts chains.
 struct SimulatedDriver {

@@ -15,7 +15,7 @@
  *   tg.int3  execute int3 with no IDT (an instruction KVM's emulator lacks; a triple fault elsewhere)
  *   tg.storm  a hostile guest: pseudo-random values (seed from the TSC, printed) to
  *            every I/O port but the i8042's command port and to every register of
- *            the virtio device at 0xd0000000, then a virtqueue full of random bytes
+ *            the first four virtio-mmio slots, each then set up with rings of random bytes
  *   tg.seed=HEX  the storm's seed instead of the TSC (the printed one replays a storm)
  *   tg.txflood  after tg.virtio: one transmit chain of 16 buffers of 96 MiB each (an
  *            indirect table over the same memory at 16 MiB; the guest needs 128 MiB)
@@ -299,38 +299,11 @@ storm:
         mov     $COM1 + 4, %dx
         xor     %al, %al
         out     %al, (%dx)
-        mov     $VIRTIO_BASE, %ebx              /* every virtio register, twice over */
-        xor     %r12d, %r12d
-3:      call    random
-        mov     %eax, (%rbx, %r12)
-        mov     (%rbx, %r12), %eax
-        add     $4, %r12d
-        cmp     $0x400, %r12d
-        jne     3b
-        movl    $0, 0x070(%rbx)                 /* then a well set-up device with garbage rings */
-        movl    $3, 0x070(%rbx)
-        movl    $1, 0x024(%rbx)
-        movl    $1, 0x020(%rbx)
-        movl    $11, 0x070(%rbx)
-        lea     virtq(%rip), %rdi
-        mov     $(4096 / 8), %r12d
-4:      call    random
-        stosq
-        dec     %r12d
-        jnz     4b
-        movl    $0, 0x030(%rbx)
-        movl    $VIRTIO_QUEUE_SIZE, 0x038(%rbx)
-        lea     virtq_rx(%rip), %rax
-        call    virtio_queue_addresses
-        movl    $1, 0x044(%rbx)
-        movl    $1, 0x030(%rbx)
-        movl    $VIRTIO_QUEUE_SIZE, 0x038(%rbx)
-        lea     virtq(%rip), %rax
-        call    virtio_queue_addresses
-        movl    $1, 0x044(%rbx)
-        movl    $15, 0x070(%rbx)
-        movl    $0, 0x050(%rbx)
-        movl    $1, 0x050(%rbx)
+        mov     $VIRTIO_BASE, %ebx              /* the first virtio-mmio slots, whatever device they hold */
+9:      call    storm_slot
+        add     $0x1000, %ebx
+        cmp     $VIRTIO_BASE + VIRTIO_STORM_SLOTS * 0x1000, %ebx
+        jne     9b
         lea     msg_storm_done(%rip), %rsi
         jmp     puts
 
@@ -391,6 +364,43 @@ txflood:
         jne     puts
         lea     msg_txflood_done(%rip), %rsi
         jmp     puts
+
+/* Every register of the virtio-mmio slot at RBX (twice over), then the device set up
+   with rings of random bytes and notified. */
+        .set VIRTIO_STORM_SLOTS, 4
+storm_slot:
+        xor     %r12d, %r12d
+3:      call    random
+        mov     %eax, (%rbx, %r12)
+        mov     (%rbx, %r12), %eax
+        add     $4, %r12d
+        cmp     $0x400, %r12d
+        jne     3b
+        movl    $0, 0x070(%rbx)
+        movl    $3, 0x070(%rbx)
+        movl    $1, 0x024(%rbx)
+        movl    $1, 0x020(%rbx)
+        movl    $11, 0x070(%rbx)
+        lea     virtq(%rip), %rdi
+        mov     $(4096 / 8), %r12d
+4:      call    random
+        stosq
+        dec     %r12d
+        jnz     4b
+        movl    $0, 0x030(%rbx)
+        movl    $VIRTIO_QUEUE_SIZE, 0x038(%rbx)
+        lea     virtq_rx(%rip), %rax
+        call    virtio_queue_addresses
+        movl    $1, 0x044(%rbx)
+        movl    $1, 0x030(%rbx)
+        movl    $VIRTIO_QUEUE_SIZE, 0x038(%rbx)
+        lea     virtq(%rip), %rax
+        call    virtio_queue_addresses
+        movl    $1, 0x044(%rbx)
+        movl    $15, 0x070(%rbx)
+        movl    $0, 0x050(%rbx)
+        movl    $1, 0x050(%rbx)
+        ret
 
 /* A virtio-mmio (version 2) console driver, transmit queue only. */
         .set VIRTIO_BASE, 0xd0000000

@@ -14,6 +14,8 @@ public enum VirtqueueError: Error, Equatable, CustomStringConvertible {
     case readableAfterWritable(head: UInt16)
     case availableIndexJump(previous: UInt16, now: UInt16, size: UInt16)
     case wrongDirection(head: UInt16, expected: String)
+    /// The chain cannot carry a request of the device's kind at all (no status byte, …).
+    case malformedRequest(head: UInt16, reason: String)
 
     public var description: String {
         switch self {
@@ -39,6 +41,8 @@ public enum VirtqueueError: Error, Equatable, CustomStringConvertible {
             return "available index moved from \(previous) to \(now), more than the queue size \(size)"
         case .wrongDirection(let head, let expected):
             return "descriptor chain from \(head) should hold only \(expected) buffers"
+        case .malformedRequest(let head, let reason):
+            return "descriptor chain from \(head): \(reason)"
         }
     }
 }

@@ -1,0 +1,150 @@
+import Memory
+import Synchronization
+
+/// virtio-blk (virtio 1.x, section 5.2) over one request queue. Each request is a chain:
+/// a 16-byte header the device reads, data, and a status byte the device writes last.
+/// Data moves between the guest's buffers and the backend in place; a request moves at
+/// most `maximumRequestBytes`, so what one request costs the host is bounded.
+public final class VirtioBlock: VirtioDevice, Sendable {
+    public static let sectorSize: UInt64 = 512
+    public static let queueSize: UInt16 = 256
+    /// Data buffers one request may have (VIRTIO_BLK_F_SEG_MAX); with the header and the
+    /// status byte, a chain stays within `Virtqueue.maximumChainLength`.
+    public static let segmentMaximum: UInt32 = 126
+    /// Data one request may move; a larger one gets IOERR. Linux's requests stay under 1.25 MiB.
+    public static let maximumRequestBytes = 8 << 20
+    /// Length of the GET_ID answer.
+    public static let identifierLength = 20
+
+    public enum Feature {
+        public static let segmentMaximum: UInt64 = 1 << 2
+        public static let readOnly: UInt64 = 1 << 5
+        public static let blockSize: UInt64 = 1 << 6
+        public static let flush: UInt64 = 1 << 9
+    }
+
+    public enum RequestType {
+        public static let read: UInt32 = 0
+        public static let write: UInt32 = 1
+        public static let flush: UInt32 = 4
+        public static let getID: UInt32 = 8
+    }
+
+    public enum Status {
+        public static let ok: UInt8 = 0
+        public static let ioError: UInt8 = 1
+        public static let unsupported: UInt8 = 2
+    }
+
+    struct State {
+        var queue: Virtqueue?
+        weak var interrupt: VirtioInterrupt?
+        var broken = false
+    }
+
+    private let state = Mutex(State())
+    private let backend: BlockBackend
+    private let identifier: [UInt8]
+
+    public var deviceType: UInt32 { 2 }
+    public var maximumQueueSizes: [UInt16] { [Self.queueSize] }
+    public var deviceFeatures: UInt64 {
+        Feature.segmentMaximum | Feature.blockSize | Feature.flush | (backend.isReadOnly ? Feature.readOnly : 0)
+    }
+
+    /// `identifier` is what GET_ID answers (the guest's /sys/block/vdX/serial), cut to 20 bytes.
+    public init(backend: BlockBackend, identifier: String) {
+        self.backend = backend
+        self.identifier = Array(identifier.utf8.prefix(Self.identifierLength))
+    }
+
+    /// Sectors of 512 bytes; a partial last sector is not offered.
+    public var capacity: UInt64 { backend.size / Self.sectorSize }
+
+    public func readConfiguration(offset: Int, into data: UnsafeMutableRawBufferPointer) {
+        var configuration = [UInt8](repeating: 0, count: 24)
+        configuration.storeLittleEndian(capacity, at: 0)
+        configuration.storeLittleEndian(Self.segmentMaximum, at: 12)
+        configuration.storeLittleEndian(UInt32(Self.sectorSize), at: 20)
+        for index in 0..<data.count where offset >= 0 && offset + index < configuration.count {
+            data[index] = configuration[offset + index]
+        }
+    }
+
+    public func activate(queues: [Virtqueue?], features: UInt64, interrupt: VirtioInterrupt) {
+        state.withLock { $0 = State(queue: queues[0], interrupt: interrupt) }
+    }
+
+    public func queueNotified(_ index: Int) {
+        let signal = state.withLock { state -> (@Sendable () -> Void)? in
+            guard !state.broken, let queue = state.queue else { return nil }
+            var completed = false
+            do throws(VirtqueueError) {
+                while let chain = try queue.next() {
+                    queue.complete(chain, written: try serve(chain, in: queue.memory))
+                    completed = true
+                }
+            } catch {
+                state.broken = true
+                guard let interrupt = state.interrupt else { return nil }
+                return { interrupt.deviceNeedsReset(error) }
+            }
+            guard completed, queue.shouldInterrupt(), let interrupt = state.interrupt else { return nil }
+            return { interrupt.usedBuffers() }
+        }
+        signal?()
+    }
+
+    public func reset() {
+        state.withLock { $0 = State() }
+    }
+
+    /// Serves one request and writes its status; returns the bytes written into the chain.
+    /// A chain without a status byte cannot be answered and breaks the queue.
+    func serve(_ chain: DescriptorChain, in memory: GuestMemory) throws(VirtqueueError) -> UInt32 {
+        guard let last = chain.buffers.last, last.writable else {
+            throw .malformedRequest(head: chain.head, reason: "the request has no device-writable status byte at its end")
+        }
+        var request = try BlockRequest(chain, memory: memory)
+        let status = perform(&request)
+        request.status.storeBytes(of: status, as: UInt8.self)
+        return UInt32(status == Status.ok ? request.deviceWritten : 0) + 1
+    }
+
+    private func perform(_ request: inout BlockRequest) -> UInt8 {
+        guard let header = request.header else { return Status.ioError }
+        switch header.type {
+        case RequestType.read:
+            guard request.readableData.isEmpty, let offset = checkedOffset(header.sector, request.writableBytes) else {
+                return Status.ioError
+            }
+            request.deviceWritten = request.writableBytes
+            return backend.read(into: request.writableData, at: offset) ? Status.ok : Status.ioError
+        case RequestType.write:
+            guard !backend.isReadOnly, request.writableData.isEmpty,
+                  let offset = checkedOffset(header.sector, request.readableBytes) else { return Status.ioError }
+            return backend.write(request.readableData.map(UnsafeRawBufferPointer.init), at: offset) ? Status.ok : Status.ioError
+        case RequestType.flush:
+            return backend.isReadOnly || backend.flush() ? Status.ok : Status.ioError
+        case RequestType.getID:
+            var source = identifier + [UInt8](repeating: 0, count: Self.identifierLength - identifier.count)
+            for buffer in request.writableData where !source.isEmpty {
+                let count = min(buffer.count, source.count)
+                buffer.copyBytes(from: source[0..<count])
+                source.removeFirst(count)
+                request.deviceWritten += count
+            }
+            return Status.ok
+        default:
+            return Status.unsupported
+        }
+    }
+
+    /// The byte offset of `sector` when `length` bytes from there are whole sectors inside the disk.
+    private func checkedOffset(_ sector: UInt64, _ length: Int) -> UInt64? {
+        guard length > 0, length % Int(Self.sectorSize) == 0, length <= Self.maximumRequestBytes else { return nil }
+        let (offset, overflow) = sector.multipliedReportingOverflow(by: Self.sectorSize)
+        guard !overflow, offset <= backend.size, UInt64(length) <= backend.size - offset else { return nil }
+        return offset
+    }
+}
