@@ -37,7 +37,7 @@ struct WorkloadTests {
                                             timeout: 240)
         let image = try #require(result.stderr.split(separator: "\n").lazy.compactMap { line -> String? in
             guard let range = line.range(of: " in /") else { return nil }
-            return String(line[line.index(after: range.lowerBound)...]).trimmingCharacters(in: .whitespaces)
+            return String(line[line.index(before: range.upperBound)...]).trimmingCharacters(in: .whitespaces)
         }.first { $0.hasSuffix(".ext4") }, "stderr: \(result.stderr)")
         defer { unlink(image) }
         #expect(result.status == 7, "stderr: \(result.stderr)\n\(result.stdout.suffix(2000))")
@@ -45,7 +45,7 @@ struct WorkloadTests {
         #expect(result.lines.contains("from the host"))
         #expect(result.lines.contains("/") && result.lines.contains("/root"), "working directory / and HOME=/root")
         let written = try Self.shell("/sbin/debugfs -R 'cat /guest-file.txt' '\(image)' 2>/dev/null")
-        #expect(written.output == "written by the guest\n")
+        #expect(written.output == "written by the guest\n", "debugfs on \(image): \(written.output)")
 
         // The unchanged tree reuses its image (checked without booting: the kernel is missing).
         let again = try MicroVMProcess.run(["run", "--rootfs", tree, "--kernel", "/nonexistent/kernel"], timeout: 60)
