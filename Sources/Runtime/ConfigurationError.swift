@@ -3,7 +3,6 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case vcpuCount(requested: Int, maximum: Int)
     case consoleLog(path: String, reason: String)
     case tooManyDevices(requested: Int, capacity: Int)
-    case commandTooLong(bytes: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -13,8 +12,6 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
             return "cannot open the console log \(path): \(reason)"
         case .tooManyDevices(let requested, let capacity):
             return "\(requested) virtio devices requested (disks and the virtio console); microvm has \(capacity) slots"
-        case .commandTooLong(let bytes, let limit):
-            return "the guest command takes \(bytes) bytes of the kernel command line once encoded; at most \(limit) fit"
         }
     }
 }
