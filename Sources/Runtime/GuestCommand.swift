@@ -1,5 +1,3 @@
-import Boot
-
 /// A command for the guest's /init, carried on the kernel command line with every
 /// argument intact: `microvm.argv=A,B,…`, each argument base64-encoded with a `.` appended
 /// before encoding (so that an empty argument, or one ending in newlines, survives the
