@@ -188,7 +188,7 @@ final class MemoryDisk: BlockBackend, @unchecked Sendable {
         let fd = mkstemp(&template)
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         close(fd)
-        return String(cString: template)
+        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     @Test func readsAndWritesScatteredBuffersInPlace() throws {
