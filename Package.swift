@@ -25,7 +25,7 @@ let package = Package(
         ),
         .target(name: "Boot", dependencies: ["Memory"]),
         .target(name: "Arch", dependencies: ["Memory", "Boot", "X86"]),
-        .target(name: "Devices", dependencies: ["Memory"]),
+        .target(name: "Devices", dependencies: ["Memory", "CLinux"]),
         .target(
             name: "Runtime",
             dependencies: ["KVM", "Memory", "X86", "Boot", "Arch", "Devices", "CLinux", "CSeccomp",

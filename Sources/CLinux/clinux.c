@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <time.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 const int CLINUX_F_SETPIPE_SZ = F_SETPIPE_SZ;
 
@@ -19,4 +22,24 @@ int clinux_timedjoin(pthread_t thread, int milliseconds) {
     deadline.tv_sec += deadline.tv_nsec / 1000000000L;
     deadline.tv_nsec %= 1000000000L;
     return pthread_timedjoin_np(thread, NULL, &deadline);
+}
+
+const uint64_t CLINUX_RESOLVE_BENEATH = RESOLVE_BENEATH;
+const uint64_t CLINUX_RESOLVE_NO_MAGICLINKS = RESOLVE_NO_MAGICLINKS;
+const uint64_t CLINUX_RESOLVE_NO_SYMLINKS = RESOLVE_NO_SYMLINKS;
+const int CLINUX_O_PATH = O_PATH;
+const int CLINUX_O_DIRECT = O_DIRECT;
+const int CLINUX_O_TMPFILE = O_TMPFILE;
+const int CLINUX_F_OFD_SETLK = F_OFD_SETLK;
+const int CLINUX_F_OFD_GETLK = F_OFD_GETLK;
+
+int clinux_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {
+    struct open_how how = { .flags = flags, .mode = mode, .resolve = resolve };
+    long result = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    return result < 0 ? -errno : (int)result;
+}
+
+long clinux_getdents64(int fd, void *buffer, unsigned long count) {
+    long result = syscall(SYS_getdents64, fd, buffer, count);
+    return result < 0 ? -errno : result;
 }

@@ -3,6 +3,9 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case vcpuCount(requested: Int, maximum: Int)
     case consoleLog(path: String, reason: String)
     case tooManyDevices(requested: Int, capacity: Int)
+    case badShareTag(String)
+    case shareTagTooLong(String, maximum: Int)
+    case duplicateShareTag(String)
 
     public var description: String {
         switch self {
@@ -11,7 +14,13 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
         case .consoleLog(let path, let reason):
             return "cannot open the console log \(path): \(reason)"
         case .tooManyDevices(let requested, let capacity):
-            return "\(requested) virtio devices requested (disks and the virtio console); microvm has \(capacity) slots"
+            return "\(requested) virtio devices requested (disks, shares and the virtio console); microvm has \(capacity) slots"
+        case .badShareTag(let tag):
+            return "the share tag '\(tag)' must be letters, digits, '-', '_' and '.' only"
+        case .shareTagTooLong(let tag, let maximum):
+            return "the share tag '\(tag.prefix(32))…' has \(tag.utf8.count) bytes; a virtio-9p tag has at most \(maximum)"
+        case .duplicateShareTag(let tag):
+            return "two shares have the tag '\(tag)'; give one another tag with HOSTDIR:TAG"
         }
     }
 }

@@ -35,11 +35,15 @@ public final class MicroVM: @unchecked Sendable {
         socket = try configuration.consoleSocket.map { path throws(UnixSocket.Error) in try ConsoleSocketServer(path: path) }
         let output = try ConsoleOutput(fd: configuration.consoleOutput, socket: socket, logPath: configuration.consoleLog,
                                        abandon: { control.isStopping })
-        let virtioDevices = configuration.disks.count + (configuration.console == .virtio ? 1 : 0)
+        let virtioDevices = configuration.disks.count + configuration.shares.count + (configuration.console == .virtio ? 1 : 0)
         guard virtioDevices <= VirtioSlots.capacity else {
             throw ConfigurationError.tooManyDevices(requested: virtioDevices, capacity: VirtioSlots.capacity)
         }
         let disks = try configuration.disks.map { disk throws(DiskFile.Error) in try DiskFile(path: disk.path, readOnly: disk.readOnly) }
+        try Self.checkTags(configuration.shares)
+        let shares = try configuration.shares.map { share throws(SharedDirectory.Error) in
+            (share.tag, try SharedDirectory(path: share.path, readOnly: share.readOnly))
+        }
 
         hypervisor = try Hypervisor()
         let maximum = hypervisor.maximumVCPUs
@@ -76,7 +80,7 @@ public final class MicroVM: @unchecked Sendable {
             control.stop(reported.withLock { $0 }.map(VMExit.commandExited) ?? .reset)
         }, base: I8042.basePort, size: I8042.portCount)
 
-        // Fixed order: the console, then the disks (vda, vdb, …).
+        // Fixed order: the console, then the disks (vda, vdb, …), then the shares.
         let slots = VirtioSlots(bus: mmioBus, memory: memory, interrupt: interruptLine) { Self.report($0) }
         if configuration.console == .virtio {
             let console = VirtioConsole(output: write)
@@ -88,11 +92,21 @@ public final class MicroVM: @unchecked Sendable {
         for (index, disk) in disks.enumerated() {
             try slots.add(VirtioBlock(backend: disk, identifier: "microvm-disk\(index)"))
         }
+        for (tag, directory) in shares {
+            try slots.add(Virtio9P(directory: directory, tag: tag))
+        }
 
         var commandLine = configuration.commandLine
         commandLine.insertKernelParameters(profile.kernelParameters + slots.kernelParameters)
         if configuration.rootOnFirstDisk, let root = configuration.disks.first {
             commandLine.insertKernelParameters(["microvm.root=/dev/vda"] + (root.readOnly ? ["microvm.rootro=1"] : []))
+        }
+        let mounted = configuration.shares.filter { $0.tag != VMConfiguration.Share.rootTag }.map(\.tag)
+        if !mounted.isEmpty {
+            commandLine.insertKernelParameters(["microvm.shares=" + mounted.joined(separator: ",")])
+        }
+        if let root = configuration.shares.first(where: { $0.tag == VMConfiguration.Share.rootTag }) {
+            commandLine.insertKernelParameters(["microvm.root=9p:\(root.tag)"] + (root.readOnly ? ["microvm.rootro=1"] : []))
         }
         if let command = configuration.command {
             commandLine.insertKernelParameters([GuestCommand.kernelParameter(command)])
@@ -119,6 +133,22 @@ public final class MicroVM: @unchecked Sendable {
         }
         self.cpus = cpus
         events.built()
+    }
+
+    /// Tags name shares on the kernel command line and in /mnt: one word each, unique, and
+    /// short enough for the device's config space.
+    private static func checkTags(_ shares: [VMConfiguration.Share]) throws(ConfigurationError) {
+        var seen: Set<String> = []
+        for share in shares {
+            let allowed = share.tag.utf8.allSatisfy { byte in
+                (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte) || byte == 0x2d || byte == 0x5f || byte == 0x2e
+            }
+            guard !share.tag.isEmpty, allowed, share.tag != ".", share.tag != ".." else { throw .badShareTag(share.tag) }
+            guard share.tag.utf8.count <= Virtio9P.maximumTagLength else {
+                throw .shareTagTooLong(share.tag, maximum: Virtio9P.maximumTagLength)
+            }
+            guard seen.insert(share.tag).inserted else { throw .duplicateShareTag(share.tag) }
+        }
     }
 
     /// Runs the guest until it resets, crashes, the user quits or a signal arrives.
@@ -198,12 +228,13 @@ public final class MicroVM: @unchecked Sendable {
     private func prepareThread(for cpu: VirtualCPU) -> () throws -> Void {
         let events = self.events
         let seccomp = configuration.seccomp
+        let sharing = !configuration.shares.isEmpty
         return {
             var kick = sigset_t()
             sigemptyset(&kick)
             sigaddset(&kick, KickSignal.number)
             pthread_sigmask(SIG_UNBLOCK, &kick, nil)
-            if seccomp { try SeccompFilter.install(for: .vcpu) }
+            if seccomp { try SeccompFilter.install(for: .vcpu, sharing: sharing) }
             if cpu.id == 0 { events.firstRun() }
         }
     }

@@ -15,14 +15,19 @@ public enum SeccompFilter {
     /// integration scenarios), plus the allocator's and the runtime's needs. `ioctl` and
     /// `mprotect` are not here: they are allowed only with the arguments below. The event
     /// loop puts the kick signal's previous handler back when the run ends (rt_sigaction).
-    static func allowList(_ kind: ThreadKind) -> [String] {
+    static func allowList(_ kind: ThreadKind, sharing: Bool = false) -> [String] {
         let common = ["futex", "mmap", "munmap", "madvise", "brk", "write", "sendto",
                       "rt_sigprocmask", "rt_sigreturn", "tgkill", "getpid", "gettid", "sched_yield",
                       "clock_gettime", "exit", "exit_group"]
         switch kind {
         case .vcpu:
-            // Disk requests are served on the notifying vCPU's thread.
-            return common + ["preadv", "pwritev", "fdatasync"]
+            // Disk and 9p requests are served on the notifying vCPU's thread; glibc's
+            // fchmodat(AT_SYMLINK_NOFOLLOW) goes through an O_PATH fd and /proc.
+            let disks = ["preadv", "pwritev", "fdatasync"]
+            let shares = ["openat2", "openat", "close", "fstat", "newfstatat", "statx", "fstatfs", "getdents64", "lseek",
+                          "fsync", "ftruncate", "mkdirat", "unlinkat", "renameat", "renameat2", "symlinkat", "readlinkat",
+                          "linkat", "mknodat", "fchownat", "fchmodat", "fchmodat2", "utimensat", "fcntl"]
+            return common + disks + (sharing ? shares : [])
         case .eventLoop:
             return common + ["poll", "ppoll", "read", "recvfrom", "accept", "accept4", "fcntl", "close", "unlink", "rt_sigaction"]
         }
@@ -45,11 +50,12 @@ public enum SeccompFilter {
     }
 
     /// Restricts the calling thread (only it) to `kind`'s allow-list.
-    public static func install(for kind: ThreadKind) throws(SeccompFilter.Error) {
+    /// `sharing`: the VM serves shared directories, whose requests a vCPU thread serves.
+    public static func install(for kind: ThreadKind, sharing: Bool = false) throws(SeccompFilter.Error) {
         installReporter()
         guard let context = seccomp_init(SCMP_ACT_TRAP) else { throw Error(call: "seccomp_init", result: -ENOMEM) }
         defer { seccomp_release(context) }
-        for name in allowList(kind) {
+        for name in allowList(kind, sharing: sharing) {
             let number = seccomp_syscall_resolve_name(name)
             guard number >= 0 else { continue }
             let result = seccomp_rule_add_array(context, SCMP_ACT_ALLOW, number, 0, nil)

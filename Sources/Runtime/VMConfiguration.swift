@@ -25,6 +25,9 @@ public struct VMConfiguration: Sendable {
     /// The first disk holds the root filesystem: the initrd's /init mounts it and runs the
     /// command (or the root's /sbin/init) inside it.
     public var rootOnFirstDisk: Bool
+    /// Host directories served over virtio-9p, after the disks. The initrd's /init mounts
+    /// each at /mnt/TAG; the one tagged `Share.rootTag` is the guest's root instead.
+    public var shares: [Share]
     /// What the guest's /init runs, each argument passed through unchanged; nil for the
     /// command line's own (after `--`) or a shell.
     public var command: [String]?
@@ -39,6 +42,22 @@ public struct VMConfiguration: Sendable {
 
         public init(path: String, readOnly: Bool = false) {
             self.path = path
+            self.readOnly = readOnly
+        }
+    }
+
+    public struct Share: Equatable, Sendable {
+        public var path: String
+        /// The name the guest mounts; letters, digits, `-`, `_` and `.`.
+        public var tag: String
+        public var readOnly: Bool
+
+        /// The tag of a share that is the guest's root file system.
+        public static let rootTag = "microvm-root"
+
+        public init(path: String, tag: String, readOnly: Bool = false) {
+            self.path = path
+            self.tag = tag
             self.readOnly = readOnly
         }
     }
@@ -66,7 +85,7 @@ public struct VMConfiguration: Sendable {
     public init(kernel: String, initrd: String? = nil, commandLine: KernelCommandLine? = nil,
                 memorySize: UInt64 = defaultMemorySize, vcpuCount: Int = 1, console: ConsoleDevice = .serial,
                 consoleSocket: String? = nil, consoleOutput: Int32 = STDOUT_FILENO, consoleLog: String? = nil,
-                consoleInput: Bool = true, disks: [Disk] = [], rootOnFirstDisk: Bool = false, command: [String]? = nil,
+                consoleInput: Bool = true, disks: [Disk] = [], rootOnFirstDisk: Bool = false, shares: [Share] = [], command: [String]? = nil,
                 seccomp: Bool = false) {
         self.kernel = kernel
         self.initrd = initrd
@@ -80,6 +99,7 @@ public struct VMConfiguration: Sendable {
         self.consoleInput = consoleInput
         self.disks = disks
         self.rootOnFirstDisk = rootOnFirstDisk
+        self.shares = shares
         self.command = command
         self.seccomp = seccomp
     }

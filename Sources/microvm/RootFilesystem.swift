@@ -8,6 +8,19 @@ enum RootFilesystem {
         let description: String
     }
 
+    /// How a directory becomes the guest's root.
+    enum Mode: String, CaseIterable {
+        /// Served as it is over virtio-9p.
+        case share = "9p"
+        /// Copied into a cached ext4 image.
+        case image = "ext4"
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var status = stat()
+        return stat(path, &status) == 0 && status.st_mode & S_IFMT == S_IFDIR
+    }
+
     /// The image to attach as /dev/vda; `report` gets a progress line while one is built.
     static func image(for path: String, report: (String) -> Void) throws -> String {
         var status = stat()

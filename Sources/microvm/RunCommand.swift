@@ -40,8 +40,14 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Attach a raw disk image as the next virtio-blk disk (/dev/vda, /dev/vdb, …); ,ro attaches it read-only. Repeatable.", valueName: "path[,ro]"))
     var disk: [String] = []
 
-    @Option(help: ArgumentHelp("Root filesystem: an ext4 image, or a directory (made into a cached ext4 image); attached as /dev/vda and mounted as / for the command. ,ro mounts it read-only.", valueName: "path[,ro]"))
+    @Option(help: ArgumentHelp("Root filesystem: an ext4 image (attached as /dev/vda), or a directory (see --rootfs-mode), mounted as / for the command. ,ro mounts it read-only.", valueName: "path[,ro]"))
     var rootfs: String?
+
+    @Option(help: ArgumentHelp("How a directory given as --rootfs reaches the guest: 9p shares it as it is (no image to build); ext4 makes a cached ext4 image of it.", valueName: "9p|ext4"))
+    var rootfsMode: RootFilesystem.Mode = .share
+
+    @Option(help: ArgumentHelp("Share a host directory over virtio-9p; the guest's /init mounts it at /mnt/TAG (TAG defaults to the directory's name). ,ro shares it read-only. Repeatable.", valueName: "dir[:tag][,ro]"))
+    var share: [String] = []
 
     @Flag(help: "Print nothing of microvm's own unless something fails.")
     var quiet = false
@@ -92,11 +98,17 @@ struct RunCommand: ParsableCommand {
             if !quiet { report("booting the default guest: \(guest.kernel) with \(guest.initrd)") }
         }
         var disks = disk.map(Self.parseDisk)
+        var shares = try share.map(Self.parseShare)
         if let rootfs {
             let root = Self.parseDisk(rootfs)
-            let image = try RootFilesystem.image(for: root.path) { line in if !quiet { report(line) } }
-            disks.insert(VMConfiguration.Disk(path: image, readOnly: root.readOnly), at: 0)
+            if rootfsMode == .share, RootFilesystem.isDirectory(root.path) {
+                shares.append(VMConfiguration.Share(path: root.path, tag: VMConfiguration.Share.rootTag, readOnly: root.readOnly))
+            } else {
+                let image = try RootFilesystem.image(for: root.path) { line in if !quiet { report(line) } }
+                disks.insert(VMConfiguration.Disk(path: image, readOnly: root.readOnly), at: 0)
+            }
         }
+        if !shares.isEmpty { Self.raiseOpenFileLimit() }
         let configuration = VMConfiguration(
             kernel: kernelPath!,
             initrd: initrdPath,
@@ -107,7 +119,8 @@ struct RunCommand: ParsableCommand {
             consoleSocket: consoleSocket,
             consoleLog: consoleLog,
             disks: disks,
-            rootOnFirstDisk: rootfs != nil,
+            rootOnFirstDisk: rootfs != nil && disks.count > disk.count,
+            shares: shares,
             command: command.isEmpty ? nil : command,
             seccomp: !noSeccomp
         )
@@ -126,4 +139,44 @@ extension RunCommand {
     }
 }
 
+extension RunCommand {
+    struct BadShare: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// `DIR`, `DIR:TAG`, either with `,ro`. The tag defaults to the directory's last name.
+    static func parseShare(_ argument: String) throws -> VMConfiguration.Share {
+        var text = Substring(argument)
+        let readOnly = text.hasSuffix(",ro")
+        if readOnly { text = text.dropLast(3) }
+        var path = String(text)
+        var tag: String?
+        if let colon = text.lastIndex(of: ":") {
+            path = String(text[..<colon])
+            tag = String(text[text.index(after: colon)...])
+        }
+        guard !path.isEmpty else { throw BadShare(description: "--share \(argument): no directory given") }
+        let name = path.split(separator: "/").last.map(String.init) ?? ""
+        guard let tag = tag ?? (name.isEmpty ? nil : name) else {
+            throw BadShare(description: "--share \(argument): give the share a tag with DIR:TAG")
+        }
+        guard tag != VMConfiguration.Share.rootTag else {
+            throw BadShare(description: "--share \(argument): the tag \(tag) is reserved for --rootfs")
+        }
+        return VMConfiguration.Share(path: path, tag: tag, readOnly: readOnly)
+    }
+
+    /// Each share may keep up to `NinePServer.maximumOpenFiles` files open for the guest,
+    /// more than the usual soft limit of 1024 descriptors allows.
+    static func raiseOpenFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(RLIMIT_NOFILE_VALUE, &limit)
+    }
+
+    private static var RLIMIT_NOFILE_VALUE: __rlimit_resource_t { __rlimit_resource_t(RLIMIT_NOFILE.rawValue) }
+}
+
 extension VMConfiguration.ConsoleDevice: ExpressibleByArgument {}
+extension RootFilesystem.Mode: ExpressibleByArgument {}

@@ -11,6 +11,8 @@
 #include <sys/signalfd.h>
 #include <sys/ioctl.h>
 #include <termios.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 
 // Terminal ioctls: window size, and the pseudo-terminal calls tests use.
 static const unsigned long CLINUX_TIOCGWINSZ = TIOCGWINSZ;
@@ -42,5 +44,20 @@ static inline uint16_t clinux_load_acquire_u16(const void *address) {
 static inline void clinux_store_release_u16(void *address, uint16_t value) {
     __atomic_store_n((uint16_t *)address, value, __ATOMIC_RELEASE);
 }
+
+// Shared directories: path resolution confined beneath a directory fd, and directory
+// reading, neither of which glibc 2.36 wraps. Both return the result or -errno.
+int clinux_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+long clinux_getdents64(int fd, void *buffer, unsigned long count);
+static const long CLINUX_UTIME_NOW = UTIME_NOW;
+static const long CLINUX_UTIME_OMIT = UTIME_OMIT;
+extern const uint64_t CLINUX_RESOLVE_BENEATH;
+extern const uint64_t CLINUX_RESOLVE_NO_MAGICLINKS;
+extern const uint64_t CLINUX_RESOLVE_NO_SYMLINKS;
+extern const int CLINUX_O_PATH;
+extern const int CLINUX_O_DIRECT;
+extern const int CLINUX_O_TMPFILE;
+extern const int CLINUX_F_OFD_SETLK;
+extern const int CLINUX_F_OFD_GETLK;
 
 #endif

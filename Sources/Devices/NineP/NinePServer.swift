@@ -1,0 +1,486 @@
+import CLinux
+import Glibc
+
+/// Serves one client's 9P2000.L requests on a `SharedDirectory`. Fids name paths beneath
+/// the share (lists of single names), opened again for each operation, so that the
+/// kernel confines every access and `..` is only ever resolved here, never on the host.
+/// What a client can make the host hold is bounded: `maximumFids` fids, of which at most
+/// `maximumOpenFiles` have a file open, and messages of at most `maximumMessageSize`.
+/// Not thread-safe: its device serialises requests.
+public final class NinePServer {
+    /// The largest msize negotiated.
+    public static let maximumMessageSize = 512 << 10
+    /// Smallest msize accepted: room for any fixed-size answer and a useful read.
+    public static let minimumMessageSize = 4096
+    public static let maximumFids = 8192
+    public static let maximumOpenFiles = 1024
+
+    struct Fid {
+        var path: [String]
+        /// An open file or directory (Tlopen, Tlcreate), or -1.
+        var file: Int32 = -1
+        var writable = false
+        /// Made by Txattrwalk: its value is empty.
+        var isAttributeList = false
+    }
+
+    public let directory: SharedDirectory
+    /// The negotiated msize: no request or answer is larger.
+    public private(set) var messageSize = minimumMessageSize
+    private var fids: [UInt32: Fid] = [:]
+    private var openFiles = 0
+    /// The numeric user the client attached as: the owner of what it creates, when
+    /// microvm runs as root and so can give files away.
+    private var user: UInt32 = 0
+    private let setsOwners = geteuid() == 0
+
+    public init(directory: SharedDirectory) {
+        self.directory = directory
+    }
+
+    deinit { closeAll() }
+
+    public var fidCount: Int { fids.count }
+    public var openFileCount: Int { openFiles }
+
+    /// Answers one request. A Twrite's data is `data` (at most its count is written); a
+    /// Tread's data goes straight into `buffers`, which follow the Rread header.
+    public func handle(_ request: NinePRequest, data: [UnsafeRawBufferPointer] = [],
+                       into buffers: [UnsafeMutableRawBufferPointer] = []) -> NinePResponse {
+        do {
+            return try serve(request, data: data, into: buffers)
+        } catch {
+            return .error(errno: error.errno)
+        }
+    }
+
+    private func serve(_ request: NinePRequest, data: [UnsafeRawBufferPointer],
+                       into buffers: [UnsafeMutableRawBufferPointer]) throws(NinePError) -> NinePResponse {
+        switch request {
+        case .version(let msize, let version):
+            closeAll()
+            guard msize >= Self.minimumMessageSize else { throw .invalid }
+            messageSize = min(Int(msize), Self.maximumMessageSize)
+            return .version(msize: UInt32(messageSize), version: version == NineP.version ? NineP.version : "unknown")
+        case .auth:
+            throw .notSupported
+        case .attach(let fid, _, _, _, let numericUser):
+            try checkUnused(fid)
+            let qid = Self.qid(try directory.status([]).get())
+            user = numericUser
+            fids[fid] = Fid(path: [])
+            return .attach(qid)
+        case .flush:
+            // Requests are answered in order, each before the next is read: the one to
+            // flush has been answered already.
+            return .flush
+        case .walk(let fid, let newFid, let names):
+            return try walk(fid, newFid, names)
+        case .lopen(let fid, let flags):
+            return try openFile(fid, flags: flags)
+        case .lcreate(let fid, let name, let flags, let mode, let gid):
+            return try create(fid, name, flags: flags, mode: mode, gid: gid)
+        case .read(let fid, let offset, let count):
+            let file = try self.fid(fid)
+            if file.isAttributeList { return .read(count: 0) }
+            guard file.file >= 0 else { throw .badFid }
+            let limit = min(Int(count), messageSize - NinePResponse.readHeaderSize)
+            let read = Self.vectored(buffers.map { UnsafeRawBufferPointer($0) }, limit: limit) { vectors, count in
+                preadv(file.file, vectors, count, off_t(truncatingIfNeeded: offset))
+            }
+            guard read >= 0 else { throw .last }
+            return .read(count: UInt32(read))
+        case .write(let fid, let offset, let count):
+            let file = try self.fid(fid)
+            guard file.file >= 0, file.writable else { throw directory.isReadOnly ? .readOnly : .badFid }
+            let written = Self.vectored(data, limit: Int(count)) { vectors, count in
+                pwritev(file.file, vectors, count, off_t(truncatingIfNeeded: offset))
+            }
+            guard written >= 0 else { throw .last }
+            return .write(count: UInt32(written))
+        case .clunk(let fid):
+            try release(fid)
+            return .clunk
+        case .remove(let fid):
+            let path = try self.fid(fid).path
+            try release(fid)
+            try modifying()
+            let isDirectory = try directory.status(path).get().st_mode & S_IFMT == S_IFDIR
+            try directory.withParent(path) { parent, name in
+                Self.check(unlinkat(parent, name, isDirectory ? AT_REMOVEDIR : 0))
+            }.get()
+            return .remove
+        case .getattr(let fid, _):
+            return .getattr(Self.attributes(try directory.status(try self.fid(fid).path).get()))
+        case .setattr(let fid, let attributes):
+            try setAttributes(try self.fid(fid), attributes)
+            return .setattr
+        case .readdir(let fid, let offset, let count):
+            let file = try self.fid(fid)
+            guard file.file >= 0 else { throw .badFid }
+            return .readdir(data: try readDirectory(file.file, offset: offset,
+                                                    count: min(Int(count), messageSize - NinePResponse.readHeaderSize)))
+        case .mkdir(let directoryFid, let name, let mode, let gid):
+            let path = try newEntry(directoryFid, name)
+            try inDirectory(path) { Self.check(mkdirat($0, $1, mode_t(mode & 0o7777))) }
+            try giveAway(path, gid: gid)
+            return .mkdir(Self.qid(try directory.status(path).get()))
+        case .unlinkat(let directoryFid, let name, let flags):
+            let path = try newEntry(directoryFid, name)
+            try inDirectory(path) { Self.check(unlinkat($0, $1, Int32(bitPattern: flags) & AT_REMOVEDIR)) }
+            return .unlinkat
+        case .renameat(let oldDirectory, let oldName, let newDirectory, let newName):
+            try rename(from: try newEntry(oldDirectory, oldName), to: try newEntry(newDirectory, newName))
+            return .renameat
+        case .rename(let fid, let directoryFid, let name):
+            let path = try self.fid(fid).path
+            guard !path.isEmpty else { throw NinePError(EBUSY) }
+            try rename(from: path, to: try newEntry(directoryFid, name))
+            return .rename
+        case .symlink(let directoryFid, let name, let target, let gid):
+            let path = try newEntry(directoryFid, name)
+            try inDirectory(path) { Self.check(symlinkat(target, $0, $1)) }
+            try giveAway(path, gid: gid)
+            return .symlink(Self.qid(try directory.status(path).get()))
+        case .readlink(let fid):
+            let target = try directory.withDescriptor(try self.fid(fid).path, flags: CLINUX_O_PATH) { fd -> Result<String, NinePError> in
+                var buffer = [UInt8](repeating: 0, count: SharedDirectory.maximumPathLength)
+                let count = readlinkat(fd, "", &buffer, buffer.count)
+                guard count >= 0 else { return .failure(.last) }
+                guard let target = String(validating: buffer[..<count], as: UTF8.self) else {
+                    return .failure(NinePError(errno: NineP.Errno.illegalSequence))
+                }
+                return .success(target)
+            }.get()
+            return .readlink(target: target)
+        case .link(let directoryFid, let fid, let name):
+            let source = try self.fid(fid).path
+            let path = try newEntry(directoryFid, name)
+            guard !source.isEmpty else { throw NinePError(EPERM) }
+            try directory.withParent(source) { sourceDirectory, sourceName in
+                directory.withParent(path) { Self.check(linkat(sourceDirectory, sourceName, $0, $1, 0)) }
+            }.get()
+            return .link
+        case .mknod(let directoryFid, let name, let mode, _, _, let gid):
+            let path = try newEntry(directoryFid, name)
+            // Device nodes would let the guest open the host's devices through the share.
+            let kind = mode_t(mode) & S_IFMT
+            guard kind == S_IFIFO || kind == S_IFSOCK || kind == S_IFREG else { throw NinePError(EPERM) }
+            try inDirectory(path) { Self.check(mknodat($0, $1, mode_t(mode), 0)) }
+            try giveAway(path, gid: gid)
+            return .mknod(Self.qid(try directory.status(path).get()))
+        case .statfs(let fid):
+            _ = try self.fid(fid)
+            let statistics = try directory.statistics().get()
+            let id = unsafeBitCast(statistics.f_fsid, to: (UInt32, UInt32).self)
+            return .statfs(NineP.FileSystemStatistics(
+                type: UInt32(truncatingIfNeeded: statistics.f_type), blockSize: UInt32(truncatingIfNeeded: statistics.f_bsize),
+                blocks: UInt64(statistics.f_blocks), freeBlocks: UInt64(statistics.f_bfree),
+                availableBlocks: UInt64(statistics.f_bavail), files: UInt64(statistics.f_files),
+                freeFiles: UInt64(statistics.f_ffree), fileSystemID: UInt64(id.0) | UInt64(id.1) << 32,
+                nameLength: UInt32(truncatingIfNeeded: statistics.f_namelen)))
+        case .fsync(let fid, let dataOnly):
+            let file = try self.fid(fid)
+            guard file.file >= 0 else { throw .badFid }
+            try Self.check(dataOnly != 0 ? fdatasync(file.file) : fsync(file.file)).get()
+            return .fsync
+        case .lock(let fid, let lock, _):
+            let file = try self.fid(fid)
+            guard file.file >= 0 else { throw .badFid }
+            // Never waits: a conflicting lock answers BLOCKED and the client tries again.
+            var description = Self.flock(lock)
+            guard fcntl(file.file, CLINUX_F_OFD_SETLK, &description) == 0 else {
+                return .lock(status: errno == EAGAIN || errno == EACCES ? NineP.LockStatus.blocked : NineP.LockStatus.error)
+            }
+            return .lock(status: NineP.LockStatus.success)
+        case .getlock(let fid, let lock):
+            let file = try self.fid(fid)
+            guard file.file >= 0 else { throw .badFid }
+            var description = Self.flock(lock)
+            guard fcntl(file.file, CLINUX_F_OFD_GETLK, &description) == 0 else { throw .last }
+            let type: UInt8 = switch Int32(description.l_type) {
+            case F_RDLCK: NineP.Lock.readLock
+            case F_WRLCK: NineP.Lock.writeLock
+            default: NineP.Lock.unlock
+            }
+            return .getlock(NineP.Lock(type: type, start: UInt64(description.l_start), length: UInt64(description.l_len),
+                                       processID: lock.processID, clientID: lock.clientID))
+        case .xattrwalk(let fid, let newFid, let name):
+            // Extended attributes are not shared: the list is empty and no name exists.
+            let path = try self.fid(fid).path
+            guard name.isEmpty else { throw NinePError(errno: NineP.Errno.noData) }
+            if newFid != fid { try checkUnused(newFid) }
+            try release(newFid, ifPresent: true)
+            fids[newFid] = Fid(path: path, isAttributeList: true)
+            return .xattrwalk(size: 0)
+        case .xattrcreate:
+            try modifying()
+            throw .notSupported
+        }
+    }
+
+    // MARK: Fids
+
+    private func fid(_ fid: UInt32) throws(NinePError) -> Fid {
+        guard let found = fids[fid] else { throw .badFid }
+        return found
+    }
+
+    private func checkUnused(_ fid: UInt32) throws(NinePError) {
+        guard fids[fid] == nil, fid != NineP.noFid else { throw .badFid }
+        guard fids.count < Self.maximumFids else { throw NinePError(errno: NineP.Errno.tooManyFiles) }
+    }
+
+    private func release(_ fid: UInt32, ifPresent: Bool = false) throws(NinePError) {
+        guard let removed = fids.removeValue(forKey: fid) else {
+            if ifPresent { return }
+            throw .badFid
+        }
+        if removed.file >= 0 {
+            close(removed.file)
+            openFiles -= 1
+        }
+    }
+
+    private func closeAll() {
+        for fid in fids.values where fid.file >= 0 { close(fid.file) }
+        fids = [:]
+        openFiles = 0
+    }
+
+    private func walk(_ fid: UInt32, _ newFid: UInt32, _ names: [String]) throws(NinePError) -> NinePResponse {
+        let source = try self.fid(fid)
+        if newFid != fid { try checkUnused(newFid) } else if source.file >= 0 { throw .badFid }
+        var path = source.path
+        var qids: [NineP.Qid] = []
+        for name in names {
+            if name == ".." {
+                // The share's root is its own parent.
+                path = Array(path.dropLast())
+            } else if name != "." {
+                guard SharedDirectory.isName(name) else { throw NinePError(ENOENT) }
+                path.append(name)
+                guard Self.length(path) <= SharedDirectory.maximumPathLength else { throw NinePError(errno: NineP.Errno.nameTooLong) }
+            }
+            switch directory.status(path) {
+            case .success(let status): qids.append(Self.qid(status))
+            case .failure(let error):
+                if qids.isEmpty { throw error }
+                return .walk(qids)
+            }
+        }
+        fids[newFid] = Fid(path: path)
+        return .walk(qids)
+    }
+
+    private static func length(_ path: [String]) -> Int {
+        path.reduce(0) { $0 + $1.utf8.count + 1 }
+    }
+
+    // MARK: Files
+
+    /// Open flags a client may ask for (Linux's values, which 9P2000.L carries as they are).
+    /// O_NONBLOCK is always added, so that a FIFO put in the share by the host never
+    /// blocks the thread that serves the guest.
+    private static func openFlags(_ flags: UInt32) -> Int32 {
+        var allowed = O_TRUNC | O_APPEND | O_DSYNC | O_SYNC | O_DIRECTORY | O_CREAT | O_EXCL
+        allowed |= O_ACCMODE
+        var result = Int32(bitPattern: flags) & allowed
+        if result & O_ACCMODE == O_ACCMODE { result &= ~O_ACCMODE }
+        return result | O_NONBLOCK
+    }
+
+    private func openFile(_ fid: UInt32, flags: UInt32) throws(NinePError) -> NinePResponse {
+        var file = try self.fid(fid)
+        guard file.file < 0, !file.isAttributeList else { throw .badFid }
+        let flags = Self.openFlags(flags) & ~(O_CREAT | O_EXCL)
+        let writable = flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0
+        if writable { try modifying() }
+        guard openFiles < Self.maximumOpenFiles else { throw NinePError(errno: NineP.Errno.tooManyFiles) }
+        let kind = try directory.status(file.path).get().st_mode & S_IFMT
+        guard kind != S_IFLNK else { throw NinePError(ELOOP) }
+        guard kind == S_IFREG || kind == S_IFDIR else { throw NinePError(EPERM) }
+        let fd = try directory.open(file.path, flags: flags).get()
+        var status = stat()
+        // The host may have swapped the file between the check and the open.
+        guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == kind else {
+            close(fd)
+            throw NinePError(EPERM)
+        }
+        file.file = fd
+        file.writable = writable
+        fids[fid] = file
+        openFiles += 1
+        return .lopen(Self.qid(status), ioUnit: 0)
+    }
+
+    private func create(_ fid: UInt32, _ name: String, flags: UInt32, mode: UInt32, gid: UInt32) throws(NinePError) -> NinePResponse {
+        var file = try self.fid(fid)
+        guard file.file < 0, !file.isAttributeList else { throw .badFid }
+        let path = try newEntry(fid, name)
+        guard openFiles < Self.maximumOpenFiles else { throw NinePError(errno: NineP.Errno.tooManyFiles) }
+        let fd = try directory.open(path, flags: Self.openFlags(flags) | O_CREAT, mode: mode & 0o7777).get()
+        try? giveAway(path, gid: gid)
+        var status = stat()
+        fstat(fd, &status)
+        file.path = path
+        file.file = fd
+        file.writable = true
+        fids[fid] = file
+        openFiles += 1
+        return .lcreate(Self.qid(status), ioUnit: 0)
+    }
+
+    /// The path of `name` in the directory `fid` names, for a request that changes the share.
+    private func newEntry(_ fid: UInt32, _ name: String) throws(NinePError) -> [String] {
+        let parent = try self.fid(fid).path
+        try modifying()
+        guard SharedDirectory.isName(name) else { throw .invalid }
+        let path = parent + [name]
+        guard Self.length(path) <= SharedDirectory.maximumPathLength else { throw NinePError(errno: NineP.Errno.nameTooLong) }
+        return path
+    }
+
+    private func modifying() throws(NinePError) {
+        if directory.isReadOnly { throw .readOnly }
+    }
+
+    private func inDirectory(_ path: [String], _ body: (Int32, String) -> Result<Void, NinePError>) throws(NinePError) {
+        try directory.withParent(path, body).get()
+    }
+
+    /// As root, what the guest creates belongs to the user it attached as; otherwise to
+    /// the user who runs microvm.
+    private func giveAway(_ path: [String], gid: UInt32) throws(NinePError) {
+        guard setsOwners else { return }
+        try inDirectory(path) { Self.check(fchownat($0, $1, self.user, gid, AT_SYMLINK_NOFOLLOW)) }
+    }
+
+    private func rename(from old: [String], to new: [String]) throws(NinePError) {
+        try directory.withParent(old) { oldDirectory, oldName in
+            directory.withParent(new) { Self.check(renameat(oldDirectory, oldName, $0, $1)) }
+        }.get()
+        // Fids below the moved entry follow it, as the client expects of its dentries.
+        for (key, fid) in fids where fid.path.starts(with: old) {
+            fids[key]?.path = new + fid.path.dropFirst(old.count)
+        }
+    }
+
+    private func setAttributes(_ file: Fid, _ attributes: NineP.SetAttributes) throws(NinePError) {
+        try modifying()
+        let valid = attributes.valid
+        typealias S = NineP.SetAttributes
+        if valid & S.mode != 0 {
+            try inDirectory(file.path) { Self.check(fchmodat($0, $1, mode_t(attributes.mode & 0o7777), AT_SYMLINK_NOFOLLOW)) }
+        }
+        if valid & (S.uid | S.gid) != 0, setsOwners {
+            let uid = valid & S.uid != 0 ? attributes.uid : UInt32.max
+            let gid = valid & S.gid != 0 ? attributes.gid : UInt32.max
+            try inDirectory(file.path) { Self.check(fchownat($0, $1, uid, gid, AT_SYMLINK_NOFOLLOW)) }
+        }
+        if valid & S.size != 0 {
+            guard let size = off_t(exactly: attributes.size) else { throw NinePError(EFBIG) }
+            if file.file >= 0, file.writable {
+                try Self.check(ftruncate(file.file, size)).get()
+            } else {
+                try directory.withDescriptor(file.path, flags: O_WRONLY | O_NONBLOCK) { Self.check(ftruncate($0, size)) }.get()
+            }
+        }
+        if valid & (S.accessTime | S.modificationTime) != 0 {
+            func time(_ bit: UInt32, _ setBit: UInt32, _ value: NineP.Time) -> timespec {
+                guard valid & bit != 0 else { return timespec(tv_sec: 0, tv_nsec: CLINUX_UTIME_OMIT) }
+                guard valid & setBit != 0 else { return timespec(tv_sec: 0, tv_nsec: CLINUX_UTIME_NOW) }
+                return timespec(tv_sec: Int(truncatingIfNeeded: value.seconds), tv_nsec: Int(truncatingIfNeeded: value.nanoseconds))
+            }
+            let times = [time(S.accessTime, S.accessTimeSet, attributes.accessTime),
+                         time(S.modificationTime, S.modificationTimeSet, attributes.modificationTime)]
+            try inDirectory(file.path) { Self.check(utimensat($0, $1, times, AT_SYMLINK_NOFOLLOW)) }
+        }
+    }
+
+    /// Entries from `offset` (0, or an offset an earlier entry carried) that fit in `count`
+    /// bytes. Names that are not UTF-8 are left out.
+    private func readDirectory(_ fd: Int32, offset: UInt64, count: Int) throws(NinePError) -> [UInt8] {
+        guard lseek(fd, off_t(truncatingIfNeeded: offset), SEEK_SET) >= 0 else { throw .last }
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: max(count, 512))
+        while data.isEmpty {
+            let read = buffer.withUnsafeMutableBytes { clinux_getdents64(fd, $0.baseAddress, UInt($0.count)) }
+            guard read >= 0 else { throw NinePError(Int32(-read)) }
+            guard read > 0 else { break }
+            var position = 0
+            while position + 19 < read {
+                let inode = buffer.littleEndian(UInt64.self, at: position)!
+                let next = buffer.littleEndian(UInt64.self, at: position + 8)!
+                let length = Int(buffer.littleEndian(UInt16.self, at: position + 16)!)
+                let type = buffer[position + 18]
+                let nameBytes = buffer[(position + 19)..<(position + length)].prefix { $0 != 0 }
+                position += length
+                guard let name = String(validating: nameBytes, as: UTF8.self) else { continue }
+                let qidType = type == UInt8(DT_DIR) ? NineP.Qid.directory : type == UInt8(DT_LNK) ? NineP.Qid.symlink : NineP.Qid.file
+                let entry = NineP.DirectoryEntry(qid: NineP.Qid(type: qidType, version: 0, path: inode), offset: next,
+                                                 type: type, name: name)
+                guard data.count + entry.encodedSize <= count else { return data }
+                entry.encode(into: &data)
+            }
+        }
+        return data
+    }
+
+    // MARK: Conversions
+
+    private static func check(_ result: Int32) -> Result<Void, NinePError> {
+        result == 0 ? .success(()) : .failure(.last)
+    }
+
+    /// Runs a vectored call over `buffers`, cut to `limit` bytes in all.
+    private static func vectored(_ buffers: [UnsafeRawBufferPointer], limit: Int,
+                                 _ call: (UnsafePointer<iovec>, Int32) -> Int) -> Int {
+        var vectors: [iovec] = []
+        var left = limit
+        for buffer in buffers where left > 0 && buffer.count > 0 {
+            let count = min(buffer.count, left)
+            vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: buffer.baseAddress), iov_len: count))
+            left -= count
+        }
+        guard !vectors.isEmpty else { return 0 }
+        return vectors.withUnsafeBufferPointer { call($0.baseAddress!, Int32($0.count)) }
+    }
+
+    private static func flock(_ lock: NineP.Lock) -> Glibc.flock {
+        var description = Glibc.flock()
+        description.l_type = Int16(lock.type == NineP.Lock.readLock ? F_RDLCK : lock.type == NineP.Lock.writeLock ? F_WRLCK : F_UNLCK)
+        description.l_whence = Int16(SEEK_SET)
+        description.l_start = off_t(truncatingIfNeeded: lock.start)
+        description.l_len = off_t(truncatingIfNeeded: lock.length)
+        return description
+    }
+
+    static func qid(_ status: stat) -> NineP.Qid {
+        let kind = status.st_mode & S_IFMT
+        let type = kind == S_IFDIR ? NineP.Qid.directory : kind == S_IFLNK ? NineP.Qid.symlink : NineP.Qid.file
+        return NineP.Qid(type: type, version: UInt32(truncatingIfNeeded: status.st_mtim.tv_sec ^ status.st_mtim.tv_nsec),
+                         path: UInt64(status.st_ino))
+    }
+
+    static func attributes(_ status: stat) -> NineP.Attributes {
+        var attributes = NineP.Attributes()
+        attributes.valid = NineP.Attributes.basic
+        attributes.qid = qid(status)
+        attributes.mode = UInt32(status.st_mode)
+        attributes.uid = status.st_uid
+        attributes.gid = status.st_gid
+        attributes.linkCount = UInt64(status.st_nlink)
+        attributes.rdev = UInt64(status.st_rdev)
+        attributes.size = UInt64(status.st_size)
+        attributes.blockSize = UInt64(status.st_blksize)
+        attributes.blocks = UInt64(status.st_blocks)
+        func time(_ value: timespec) -> NineP.Time {
+            NineP.Time(seconds: UInt64(bitPattern: Int64(value.tv_sec)), nanoseconds: UInt64(value.tv_nsec))
+        }
+        attributes.accessTime = time(status.st_atim)
+        attributes.modificationTime = time(status.st_mtim)
+        attributes.changeTime = time(status.st_ctim)
+        return attributes
+    }
+}

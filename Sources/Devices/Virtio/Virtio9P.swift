@@ -1,0 +1,129 @@
+import Memory
+import Synchronization
+
+/// virtio-9p (virtio 1.2, section 5.16): a host directory served over 9P2000.L on one
+/// request queue. Each chain holds one T-message (readable) and room for its answer
+/// (writable); both may be split across buffers anywhere, as Linux's zero-copy reads
+/// and writes do. A Tread's data goes from the file straight into the guest's buffers
+/// and a Twrite's from them to the file: what one request costs the host is the
+/// message header, never the data, and at most the negotiated msize.
+public final class Virtio9P: VirtioDevice, Sendable {
+    public static let queueSize: UInt16 = 128
+    /// Longest mount tag (QEMU's limit; the tag travels in config space and on the kernel command line).
+    public static let maximumTagLength = 255
+
+    public enum Feature {
+        public static let mountTag: UInt64 = 1 << 0
+    }
+
+    struct State {
+        var queue: Virtqueue?
+        weak var interrupt: VirtioInterrupt?
+        var broken = false
+        // Its fids and open files outlive a device reset only until the client's next
+        // Tversion, which Linux sends first whenever it mounts.
+        let server: NinePServer
+    }
+
+    public let tag: String
+    private let state: Mutex<State>
+
+    public var deviceType: UInt32 { 9 }
+    public var maximumQueueSizes: [UInt16] { [Self.queueSize] }
+    public var deviceFeatures: UInt64 { Feature.mountTag }
+
+    /// `tag` is the name the guest mounts (`mount -t 9p TAG`): 1 to 255 bytes.
+    public init(directory: SharedDirectory, tag: String) {
+        precondition((1...Self.maximumTagLength).contains(tag.utf8.count), "the caller checks the tag's length")
+        self.tag = tag
+        state = Mutex(State(server: NinePServer(directory: directory)))
+    }
+
+    public func readConfiguration(offset: Int, into data: UnsafeMutableRawBufferPointer) {
+        var configuration = [UInt8](repeating: 0, count: 2)
+        configuration.storeLittleEndian(UInt16(tag.utf8.count), at: 0)
+        configuration += tag.utf8
+        for index in 0..<data.count {
+            let position = offset + index
+            data[index] = position >= 0 && position < configuration.count ? configuration[position] : 0
+        }
+    }
+
+    public func activate(queues: [Virtqueue?], features: UInt64, interrupt: VirtioInterrupt) {
+        state.withLock {
+            $0.queue = queues[0]
+            $0.interrupt = interrupt
+            $0.broken = false
+        }
+    }
+
+    public func queueNotified(_ index: Int) {
+        let signal = state.withLock { state -> (@Sendable () -> Void)? in
+            guard !state.broken, let queue = state.queue else { return nil }
+            var completed = false
+            do throws(VirtqueueError) {
+                while let chain = try queue.next() {
+                    let (readable, writable) = try queue.buffers(of: chain)
+                    let written = serve(readable, writable, state.server)
+                    queue.complete(chain, written: UInt32(written))
+                    completed = true
+                }
+            } catch {
+                state.broken = true
+                guard let interrupt = state.interrupt else { return nil }
+                return { interrupt.deviceNeedsReset(error) }
+            }
+            guard completed, queue.shouldInterrupt(), let interrupt = state.interrupt else { return nil }
+            return { interrupt.usedBuffers() }
+        }
+        signal?()
+    }
+
+    public func reset() {
+        state.withLock {
+            $0.queue = nil
+            $0.interrupt = nil
+            $0.broken = false
+        }
+    }
+
+    /// Answers the request in `readable` into `writable`; returns the bytes written. A
+    /// request that cannot be parsed gets an Rlerror under its tag; one too short to
+    /// carry a tag is answered under NOTAG.
+    func serve(_ readable: GuestBuffers, _ writable: GuestBuffers, _ server: NinePServer) -> Int {
+        let limit = server.messageSize
+        var message = readable.prefix(NinePRequest.writeHeaderSize)
+        let header = NinePRequest.header(of: message)
+        let tag = header?.tag ?? NineP.noTag
+        let response: NinePResponse
+        do throws(NinePCodecError) {
+            guard let header, header.size <= readable.count else { throw .truncated }
+            if header.type != NinePRequest.MessageType.write {
+                message = readable.prefix(min(header.size, limit + 1))
+            }
+            let (_, request) = try NinePRequest.decode(message, limit: header.type == NinePRequest.MessageType.version ? .max : limit)
+            switch request {
+            case .read(_, _, let count):
+                let room = max(0, writable.count - NinePResponse.readHeaderSize)
+                response = server.handle(request, into: writable.slices(from: NinePResponse.readHeaderSize,
+                                                                        length: min(Int(count), room)))
+            case .write(_, _, let count):
+                let data = readable.slices(from: NinePRequest.writeHeaderSize, length: Int(count))
+                response = server.handle(request, data: data.map { UnsafeRawBufferPointer($0) })
+            default:
+                response = server.handle(request)
+            }
+        } catch {
+            response = .error(errno: error.errno)
+        }
+        var bytes = response.encode(tag: tag)
+        if bytes.count > writable.count {
+            // No room for the answer: say so, in the 11 bytes an Rlerror takes, if even those fit.
+            bytes = NinePResponse.error(errno: NineP.Errno.messageTooLong).encode(tag: tag)
+            guard bytes.count <= writable.count else { return 0 }
+        }
+        writable.write(bytes)
+        if case .read(let count) = response { return bytes.count + Int(count) }
+        return bytes.count
+    }
+}
