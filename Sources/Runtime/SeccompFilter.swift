@@ -26,7 +26,7 @@ public enum SeccompFilter {
             let disks = ["preadv", "pwritev", "fdatasync"]
             let shares = ["openat2", "openat", "close", "fstat", "newfstatat", "statx", "fstatfs", "getdents64", "lseek",
                           "fsync", "ftruncate", "mkdirat", "unlinkat", "renameat", "renameat2", "symlinkat", "readlinkat",
-                          "linkat", "mknodat", "fchownat", "fchmodat", "fchmodat2", "utimensat", "fcntl"]
+                          "linkat", "mknodat", "fchownat", "fchmodat", "fchmodat2", "chmod", "utimensat", "fcntl"]
             return common + disks + (sharing ? shares : [])
         case .eventLoop:
             return common + ["poll", "ppoll", "read", "recvfrom", "accept", "accept4", "fcntl", "close", "unlink", "rt_sigaction"]

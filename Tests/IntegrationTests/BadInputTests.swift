@@ -48,7 +48,15 @@ struct BadInputTests {
         (["--kernel", GuestImages.testGuestELF, "--rootfs", file("not-ext4", [UInt8](repeating: 0x5a, count: 8192))],
          "is not an ext4 image (nor a directory)"),
         (["--kernel", GuestImages.testGuestELF] + Array(repeating: ["--disk", file("disk", [UInt8](repeating: 0, count: 4096))], count: 10).flatMap { $0 },
-         "10 virtio devices requested (disks and the virtio console); microvm has 9 slots"),
+         "10 virtio devices requested (disks, shares and the virtio console); microvm has 9 slots"),
+        (["--kernel", GuestImages.testGuestELF, "--share", "/nonexistent/share"],
+         "cannot open the shared directory /nonexistent/share: No such file or directory"),
+        (["--kernel", GuestImages.testGuestELF, "--share", file("share-file", [1])], "share-file is not a directory"),
+        (["--kernel", GuestImages.testGuestELF, "--share", "/tmp:same", "--share", "/usr:same"],
+         "two shares have the tag 'same'; give one another tag with HOSTDIR:TAG"),
+        (["--kernel", GuestImages.testGuestELF, "--share", "/tmp:" + String(repeating: "t", count: 256)],
+         "has 256 bytes; a virtio-9p tag has at most 255"),
+        (["--kernel", GuestImages.testGuestELF, "--share", "/tmp:a,b"], "the share tag 'a,b' must be letters, digits"),
     ]
 
     @Test(arguments: 0..<cases.count)

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// A guest that writes pseudo-random values to every port and to the registers of the
-/// virtio-mmio slots (the console and a disk), and hands each device a queue of random
+/// virtio-mmio slots (the console, a disk and a 9p share), and hands each device a queue of random
 /// bytes: microvm keeps running (or reports each broken queue once) and never traps.
 @Suite(.enabled(if: KVMHost.isAvailable && GuestImages.haveTestGuest, GuestImages.missingTestGuest))
 struct HostileGuestTests {
@@ -11,16 +11,21 @@ struct HostileGuestTests {
         let disk = FileManager.default.temporaryDirectory.appendingPathComponent("storm-\(UUID().uuidString.prefix(8)).img").path
         #expect(FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20)))
         defer { unlink(disk) }
-        let result = try MicroVMProcess.run(["run", "--console", console, "--disk", disk, "--kernel", GuestImages.testGuestELF,
+        let share = FileManager.default.temporaryDirectory.appendingPathComponent("storm-share-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: share, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: share) }
+        let result = try MicroVMProcess.run(["run", "--console", console, "--disk", disk, "--share", share + ":storm",
+                                             "--kernel", GuestImages.testGuestELF,
                                              "--cmdline", "tg.storm"], timeout: 60)
         let seed = result.lines.first { $0.contains("storm: seed=") } ?? "no seed printed"
         #expect(!result.terminatedBySignal, "\(seed)")
         #expect(result.status == 0, "\(seed); stderr: \(result.stderr)")
         #expect(result.lines.contains("storm: done"), "\(seed)")
         #expect(result.lines.contains("microvm-test-guest: reset"), "\(seed)")
-        // At most one report per device: the disk (type 2) and, with virtio, the console (type 3).
+        // At most one report per device: the disk (type 2), the share (type 9) and, with
+        // virtio, the console (type 3).
         let complaints = result.stderr.split(separator: "\n")
-        let devices = console == "virtio" ? ["2", "3"] : ["2"]
+        let devices = console == "virtio" ? ["2", "3", "9"] : ["2", "9"]
         #expect(complaints.count <= devices.count, "\(seed); stderr: \(result.stderr)")
         #expect(Set(complaints.map { $0.split(separator: ":").prefix(2).joined(separator: ":") }).count == complaints.count,
                 "\(seed); one report per device; stderr: \(result.stderr)")

@@ -32,7 +32,7 @@ struct WorkloadTests {
         let tree = work.appendingPathComponent("tree").path
         #expect(try Self.shell("cp -a '\(GuestImages.rootfsTree)' '\(tree)'").status == 0)
         try "from the host\n".write(toFile: tree + "/host-file.txt", atomically: true, encoding: .utf8)
-        let result = try MicroVMProcess.run(["run", "--rootfs", tree, "--",
+        let result = try MicroVMProcess.run(["run", "--rootfs", tree, "--rootfs-mode", "ext4", "--",
                                              "sh", "-c", "cat /etc/os-release /host-file.txt; pwd; echo \"$HOME\"; echo written by the guest > /guest-file.txt; exit 7"],
                                             timeout: 240)
         let image = try #require(result.stderr.split(separator: "\n").lazy.compactMap { line -> String? in
@@ -48,7 +48,7 @@ struct WorkloadTests {
         #expect(written.output == "written by the guest\n", "debugfs on \(image): \(written.output)")
 
         // The unchanged tree reuses its image (checked without booting: the kernel is missing).
-        let again = try MicroVMProcess.run(["run", "--rootfs", tree, "--kernel", "/nonexistent/kernel"], timeout: 60)
+        let again = try MicroVMProcess.run(["run", "--rootfs", tree, "--rootfs-mode", "ext4", "--kernel", "/nonexistent/kernel"], timeout: 60)
         #expect(!again.stderr.contains("building"), "stderr: \(again.stderr)")
         #expect(again.stderr.contains("cannot read /nonexistent/kernel"))
     }
