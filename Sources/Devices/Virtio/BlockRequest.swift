@@ -23,32 +23,15 @@ struct BlockRequest {
     var readableBytes: Int { readableData.reduce(0) { $0 + $1.count } }
     var writableBytes: Int { writableData.reduce(0) { $0 + $1.count } }
 
-    /// `chain` ends with a writable buffer (the caller checked).
-    init(_ chain: DescriptorChain, memory: GuestMemory) throws(VirtqueueError) {
-        var readable: [UnsafeMutableRawBufferPointer] = []
-        var writable: [UnsafeMutableRawBufferPointer] = []
-        for buffer in chain.buffers {
-            let slice: UnsafeMutableRawBufferPointer
-            do {
-                slice = try memory.slice(at: buffer.address, count: Int(buffer.length))
-            } catch {
-                throw .outsideMemory(what: "buffer", address: buffer.address, length: Int(buffer.length))
-            }
-            if buffer.writable { writable.append(slice) } else { readable.append(slice) }
-        }
+    /// The chain's buffers, whose last writable byte is the status (the caller checked there is one).
+    init(_ buffers: (readable: GuestBuffers, writable: GuestBuffers)) {
+        var writable = buffers.writable.buffers
         let last = writable.removeLast()
         status = UnsafeMutableRawBufferPointer(rebasing: last[(last.count - 1)...])
         if last.count > 1 { writable.append(UnsafeMutableRawBufferPointer(rebasing: last[..<(last.count - 1)])) }
         writableData = writable
-
-        var headerBytes: [UInt8] = []
-        var data: [UnsafeMutableRawBufferPointer] = []
-        for slice in readable {
-            let taken = min(Self.headerSize - headerBytes.count, slice.count)
-            headerBytes += slice[..<taken]
-            if taken < slice.count { data.append(UnsafeMutableRawBufferPointer(rebasing: slice[taken...])) }
-        }
-        readableData = data
+        readableData = buffers.readable.slices(from: Self.headerSize)
+        let headerBytes = buffers.readable.prefix(Self.headerSize)
         header = headerBytes.count == Self.headerSize
             ? Header(type: headerBytes.littleEndian(UInt32.self, at: 0)!, sector: headerBytes.littleEndian(UInt64.self, at: 8)!)
             : nil

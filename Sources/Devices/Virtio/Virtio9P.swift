@@ -17,9 +17,7 @@ public final class Virtio9P: VirtioDevice, Sendable {
     }
 
     struct State {
-        var queue: Virtqueue?
-        weak var interrupt: VirtioInterrupt?
-        var broken = false
+        var served = ServedQueue()
         // Its fids and open files outlive a device reset only until the client's next
         // Tversion, which Linux sends first whenever it mounts.
         let server: NinePServer
@@ -50,41 +48,21 @@ public final class Virtio9P: VirtioDevice, Sendable {
     }
 
     public func activate(queues: [Virtqueue?], features: UInt64, interrupt: VirtioInterrupt) {
-        state.withLock {
-            $0.queue = queues[0]
-            $0.interrupt = interrupt
-            $0.broken = false
-        }
+        state.withLock { $0.served = ServedQueue(queue: queues[0], interrupt: interrupt) }
     }
 
     public func queueNotified(_ index: Int) {
-        let signal = state.withLock { state -> (@Sendable () -> Void)? in
-            guard !state.broken, let queue = state.queue else { return nil }
-            var completed = false
-            do throws(VirtqueueError) {
-                while let chain = try queue.next() {
-                    let (readable, writable) = try queue.buffers(of: chain)
-                    let written = serve(readable, writable, state.server)
-                    queue.complete(chain, written: UInt32(written))
-                    completed = true
-                }
-            } catch {
-                state.broken = true
-                guard let interrupt = state.interrupt else { return nil }
-                return { interrupt.deviceNeedsReset(error) }
+        state.withLock { state in
+            let server = state.server
+            return state.served.serveAvailable { chain, queue throws(VirtqueueError) in
+                let (readable, writable) = try queue.buffers(of: chain)
+                return UInt32(serve(readable, writable, server))
             }
-            guard completed, queue.shouldInterrupt(), let interrupt = state.interrupt else { return nil }
-            return { interrupt.usedBuffers() }
-        }
-        signal?()
+        }?()
     }
 
     public func reset() {
-        state.withLock {
-            $0.queue = nil
-            $0.interrupt = nil
-            $0.broken = false
-        }
+        state.withLock { $0.served = ServedQueue() }
     }
 
     /// Answers the request in `readable` into `writable`; returns the bytes written. A

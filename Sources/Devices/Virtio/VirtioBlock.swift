@@ -36,13 +36,7 @@ public final class VirtioBlock: VirtioDevice, Sendable {
         public static let unsupported: UInt8 = 2
     }
 
-    struct State {
-        var queue: Virtqueue?
-        weak var interrupt: VirtioInterrupt?
-        var broken = false
-    }
-
-    private let state = Mutex(State())
+    private let state = Mutex(ServedQueue())
     private let backend: BlockBackend
     private let identifier: [UInt8]
 
@@ -72,40 +66,24 @@ public final class VirtioBlock: VirtioDevice, Sendable {
     }
 
     public func activate(queues: [Virtqueue?], features: UInt64, interrupt: VirtioInterrupt) {
-        state.withLock { $0 = State(queue: queues[0], interrupt: interrupt) }
+        state.withLock { $0 = ServedQueue(queue: queues[0], interrupt: interrupt) }
     }
 
     public func queueNotified(_ index: Int) {
-        let signal = state.withLock { state -> (@Sendable () -> Void)? in
-            guard !state.broken, let queue = state.queue else { return nil }
-            var completed = false
-            do throws(VirtqueueError) {
-                while let chain = try queue.next() {
-                    queue.complete(chain, written: try serve(chain, in: queue.memory))
-                    completed = true
-                }
-            } catch {
-                state.broken = true
-                guard let interrupt = state.interrupt else { return nil }
-                return { interrupt.deviceNeedsReset(error) }
-            }
-            guard completed, queue.shouldInterrupt(), let interrupt = state.interrupt else { return nil }
-            return { interrupt.usedBuffers() }
-        }
-        signal?()
+        state.withLock { $0.serveAvailable { chain, queue throws(VirtqueueError) in try serve(chain, in: queue) } }?()
     }
 
     public func reset() {
-        state.withLock { $0 = State() }
+        state.withLock { $0 = ServedQueue() }
     }
 
     /// Serves one request and writes its status; returns the bytes written into the chain.
     /// A chain without a status byte cannot be answered and breaks the queue.
-    func serve(_ chain: DescriptorChain, in memory: GuestMemory) throws(VirtqueueError) -> UInt32 {
+    func serve(_ chain: DescriptorChain, in queue: Virtqueue) throws(VirtqueueError) -> UInt32 {
         guard let last = chain.buffers.last, last.writable else {
             throw .malformedRequest(head: chain.head, reason: "the request has no device-writable status byte at its end")
         }
-        var request = try BlockRequest(chain, memory: memory)
+        var request = BlockRequest(try queue.buffers(of: chain))
         let status = perform(&request)
         request.status.storeBytes(of: status, as: UInt8.self)
         return UInt32(status == Status.ok ? request.deviceWritten : 0) + 1

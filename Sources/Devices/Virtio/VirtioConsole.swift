@@ -27,16 +27,10 @@ public final class VirtioConsole: VirtioDevice, Sendable {
         var broken = false
     }
 
+    private let state = Mutex(State())
     /// The transmit side: only vCPU threads take it, and may block in `output` while
     /// holding it, so that input never waits for a slow console reader.
-    struct Transmit {
-        var queue: Virtqueue?
-        weak var interrupt: VirtioInterrupt?
-        var broken = false
-    }
-
-    private let state = Mutex(State())
-    private let transmit = Mutex(Transmit())
+    private let transmit = Mutex(ServedQueue())
     private let output: @Sendable (UnsafeRawBufferPointer) -> Void
 
     public var deviceType: UInt32 { 3 }
@@ -89,7 +83,7 @@ public final class VirtioConsole: VirtioDevice, Sendable {
 
     public func activate(queues: [Virtqueue?], features: UInt64, interrupt: VirtioInterrupt) {
         transmit.withLock { transmit in
-            transmit = Transmit(queue: queues[Self.transmitQueue], interrupt: interrupt)
+            transmit = ServedQueue(queue: queues[Self.transmitQueue], interrupt: interrupt)
         }
         let signal = state.withLock { state in
             state.queue = queues[Self.receiveQueue]
@@ -105,47 +99,23 @@ public final class VirtioConsole: VirtioDevice, Sendable {
             state.withLock { deliverInput(&$0) }?()
             return
         }
-        let signal = transmit.withLock { transmit -> (@Sendable () -> Void)? in
-            guard !transmit.broken, let queue = transmit.queue else { return nil }
-            var completed = false
-            do throws(VirtqueueError) {
-                while let chain = try queue.next() {
-                    guard chain.writable.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-readable") }
-                    var budget = Self.maximumChainOutput
-                    for buffer in chain.buffers where budget > 0 {
-                        let count = min(Int(buffer.length), budget)
-                        output(UnsafeRawBufferPointer(try Self.memory(of: buffer, count: count, in: queue)))
-                        budget -= count
-                    }
-                    queue.complete(chain, written: 0)
-                    completed = true
-                }
-            } catch {
-                transmit.broken = true
-                return Self.failure(transmit.interrupt, error)
+        let output = self.output
+        transmit.withLock { transmit in
+            transmit.serveAvailable { chain, queue throws(VirtqueueError) in
+                let (readable, writable) = try queue.buffers(of: chain)
+                guard writable.buffers.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-readable") }
+                for slice in readable.slices(from: 0, length: Self.maximumChainOutput) { output(UnsafeRawBufferPointer(slice)) }
+                return 0
             }
-            return completed && queue.shouldInterrupt() ? Self.notifier(transmit.interrupt) : nil
-        }
-        signal?()
+        }?()
     }
 
     public func reset() {
-        transmit.withLock { $0 = Transmit() }
+        transmit.withLock { $0 = ServedQueue() }
         state.withLock { state in
             state.queue = nil
             state.interrupt = nil
             state.broken = false
-        }
-    }
-
-    /// The first `count` bytes of a buffer the queue already checked; the error cannot
-    /// happen unless the queue's checks are wrong, and then it breaks the queue, not the VMM.
-    private static func memory(of buffer: VirtqueueBuffer, count: Int, in queue: Virtqueue) throws(VirtqueueError)
-        -> UnsafeMutableRawBufferPointer {
-        do {
-            return try queue.memory.slice(at: buffer.address, count: count)
-        } catch {
-            throw .outsideMemory(what: "buffer", address: buffer.address, length: count)
         }
     }
 
@@ -155,32 +125,17 @@ public final class VirtioConsole: VirtioDevice, Sendable {
         var completed = false
         do throws(VirtqueueError) {
             while !state.pendingInput.isEmpty, let chain = try queue.next() {
-                guard chain.readable.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-writable") }
-                var written = 0
-                for buffer in chain.buffers where written < state.pendingInput.count {
-                    let count = min(Int(buffer.length), state.pendingInput.count - written)
-                    let destination = try Self.memory(of: buffer, count: count, in: queue)
-                    state.pendingInput[written..<(written + count)].withUnsafeBytes { destination.copyMemory(from: $0) }
-                    written += count
-                }
+                let (readable, writable) = try queue.buffers(of: chain)
+                guard readable.buffers.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-writable") }
+                let written = writable.write(Array(state.pendingInput.prefix(writable.count)))
                 state.pendingInput.removeFirst(written)
                 queue.complete(chain, written: UInt32(written))
                 completed = true
             }
         } catch {
             state.broken = true
-            return Self.failure(state.interrupt, error)
+            return ServedQueue.failure(state.interrupt, error)
         }
-        return completed && queue.shouldInterrupt() ? Self.notifier(state.interrupt) : nil
-    }
-
-    private static func notifier(_ interrupt: VirtioInterrupt?) -> (@Sendable () -> Void)? {
-        guard let interrupt else { return nil }
-        return { interrupt.usedBuffers() }
-    }
-
-    private static func failure(_ interrupt: VirtioInterrupt?, _ error: VirtqueueError) -> (@Sendable () -> Void)? {
-        guard let interrupt else { return nil }
-        return { interrupt.deviceNeedsReset(error) }
+        return completed && queue.shouldInterrupt() ? ServedQueue.notifier(state.interrupt) : nil
     }
 }
