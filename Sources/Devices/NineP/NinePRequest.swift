@@ -174,146 +174,117 @@ public enum NinePRequest: Equatable, Sendable {
         return (tag, request)
     }
 
+    /// The message type on the wire.
+    var type: UInt8 {
+        typealias T = MessageType
+        switch self {
+        case .version: return T.version
+        case .auth: return T.auth
+        case .attach: return T.attach
+        case .flush: return T.flush
+        case .walk: return T.walk
+        case .lopen: return T.lopen
+        case .lcreate: return T.lcreate
+        case .read: return T.read
+        case .write: return T.write
+        case .clunk: return T.clunk
+        case .remove: return T.remove
+        case .getattr: return T.getattr
+        case .setattr: return T.setattr
+        case .readdir: return T.readdir
+        case .mkdir: return T.mkdir
+        case .unlinkat: return T.unlinkat
+        case .renameat: return T.renameat
+        case .rename: return T.rename
+        case .symlink: return T.symlink
+        case .readlink: return T.readlink
+        case .link: return T.link
+        case .mknod: return T.mknod
+        case .statfs: return T.statfs
+        case .fsync: return T.fsync
+        case .lock: return T.lock
+        case .getlock: return T.getlock
+        case .xattrwalk: return T.xattrwalk
+        case .xattrcreate: return T.xattrcreate
+        }
+    }
+
     /// The message a client sends; a Twrite's `count` data bytes are to be appended.
     public func encode(tag: UInt16) -> [UInt8] {
+        var writer = NinePWriter(type: type, tag: tag)
         switch self {
         case .version(let msize, let version):
-            var writer = NinePWriter(type: MessageType.version, tag: tag)
             writer.integer(msize)
             writer.string(version)
-            return writer.finish()
         case .auth(let authFid, let user, let tree, let numericUser):
-            var writer = NinePWriter(type: MessageType.auth, tag: tag)
-            writer.integer(authFid)
-            writer.string(user)
-            writer.string(tree)
+            writer.integers(authFid)
+            writer.strings(user, tree)
             writer.integer(numericUser)
-            return writer.finish()
         case .attach(let fid, let authFid, let user, let tree, let numericUser):
-            var writer = NinePWriter(type: MessageType.attach, tag: tag)
-            writer.integer(fid)
-            writer.integer(authFid)
-            writer.string(user)
-            writer.string(tree)
+            writer.integers(fid, authFid)
+            writer.strings(user, tree)
             writer.integer(numericUser)
-            return writer.finish()
         case .flush(let oldTag):
-            var writer = NinePWriter(type: MessageType.flush, tag: tag)
             writer.integer(oldTag)
-            return writer.finish()
         case .walk(let fid, let newFid, let names):
-            var writer = NinePWriter(type: MessageType.walk, tag: tag)
-            writer.integer(fid)
-            writer.integer(newFid)
+            writer.integers(fid, newFid)
             writer.integer(UInt16(truncatingIfNeeded: names.count))
             names.forEach { writer.string($0) }
-            return writer.finish()
         case .lopen(let fid, let flags):
-            return Self.fixed(MessageType.lopen, tag, fid, flags)
+            writer.integers(fid, flags)
         case .lcreate(let fid, let name, let flags, let mode, let gid):
-            var writer = NinePWriter(type: MessageType.lcreate, tag: tag)
             writer.integer(fid)
             writer.string(name)
-            writer.integer(flags)
-            writer.integer(mode)
-            writer.integer(gid)
-            return writer.finish()
-        case .read(let fid, let offset, let count):
-            var writer = NinePWriter(type: MessageType.read, tag: tag)
+            writer.integers(flags, mode, gid)
+        case .read(let fid, let offset, let count), .readdir(let fid, let offset, let count):
             writer.integer(fid)
             writer.integer(offset)
             writer.integer(count)
-            return writer.finish()
         case .write(let fid, let offset, let count):
-            var writer = NinePWriter(type: MessageType.write, tag: tag)
             writer.integer(fid)
             writer.integer(offset)
             writer.integer(count)
             return writer.finish(trailing: Int(count))
-        case .clunk(let fid):
-            return Self.fixed(MessageType.clunk, tag, fid)
-        case .remove(let fid):
-            return Self.fixed(MessageType.remove, tag, fid)
+        case .clunk(let fid), .remove(let fid), .readlink(let fid), .statfs(let fid):
+            writer.integer(fid)
         case .getattr(let fid, let mask):
-            var writer = NinePWriter(type: MessageType.getattr, tag: tag)
             writer.integer(fid)
             writer.integer(mask)
-            return writer.finish()
         case .setattr(let fid, let attributes):
-            var writer = NinePWriter(type: MessageType.setattr, tag: tag)
-            writer.integer(fid)
-            writer.integer(attributes.valid)
-            writer.integer(attributes.mode)
-            writer.integer(attributes.uid)
-            writer.integer(attributes.gid)
+            writer.integers(fid, attributes.valid, attributes.mode, attributes.uid, attributes.gid)
             writer.integer(attributes.size)
-            writer.integer(attributes.accessTime.seconds)
-            writer.integer(attributes.accessTime.nanoseconds)
-            writer.integer(attributes.modificationTime.seconds)
-            writer.integer(attributes.modificationTime.nanoseconds)
-            return writer.finish()
-        case .readdir(let fid, let offset, let count):
-            var writer = NinePWriter(type: MessageType.readdir, tag: tag)
-            writer.integer(fid)
-            writer.integer(offset)
-            writer.integer(count)
-            return writer.finish()
+            writer.time(attributes.accessTime)
+            writer.time(attributes.modificationTime)
         case .mkdir(let directory, let name, let mode, let gid):
-            var writer = NinePWriter(type: MessageType.mkdir, tag: tag)
             writer.integer(directory)
             writer.string(name)
-            writer.integer(mode)
-            writer.integer(gid)
-            return writer.finish()
+            writer.integers(mode, gid)
         case .unlinkat(let directory, let name, let flags):
-            var writer = NinePWriter(type: MessageType.unlinkat, tag: tag)
             writer.integer(directory)
             writer.string(name)
             writer.integer(flags)
-            return writer.finish()
         case .renameat(let oldDirectory, let oldName, let newDirectory, let newName):
-            var writer = NinePWriter(type: MessageType.renameat, tag: tag)
             writer.integer(oldDirectory)
             writer.string(oldName)
             writer.integer(newDirectory)
             writer.string(newName)
-            return writer.finish()
         case .rename(let fid, let directory, let name):
-            var writer = NinePWriter(type: MessageType.rename, tag: tag)
-            writer.integer(fid)
-            writer.integer(directory)
+            writer.integers(fid, directory)
             writer.string(name)
-            return writer.finish()
         case .symlink(let directory, let name, let target, let gid):
-            var writer = NinePWriter(type: MessageType.symlink, tag: tag)
             writer.integer(directory)
-            writer.string(name)
-            writer.string(target)
+            writer.strings(name, target)
             writer.integer(gid)
-            return writer.finish()
-        case .readlink(let fid):
-            return Self.fixed(MessageType.readlink, tag, fid)
         case .link(let directory, let fid, let name):
-            var writer = NinePWriter(type: MessageType.link, tag: tag)
-            writer.integer(directory)
-            writer.integer(fid)
+            writer.integers(directory, fid)
             writer.string(name)
-            return writer.finish()
         case .mknod(let directory, let name, let mode, let major, let minor, let gid):
-            var writer = NinePWriter(type: MessageType.mknod, tag: tag)
             writer.integer(directory)
             writer.string(name)
-            writer.integer(mode)
-            writer.integer(major)
-            writer.integer(minor)
-            writer.integer(gid)
-            return writer.finish()
-        case .statfs(let fid):
-            return Self.fixed(MessageType.statfs, tag, fid)
+            writer.integers(mode, major, minor, gid)
         case .fsync(let fid, let dataOnly):
-            return Self.fixed(MessageType.fsync, tag, fid, dataOnly)
+            writer.integers(fid, dataOnly)
         case .lock(let fid, let lock, let flags):
-            var writer = NinePWriter(type: MessageType.lock, tag: tag)
             writer.integer(fid)
             writer.integer(lock.type)
             writer.integer(flags)
@@ -321,31 +292,18 @@ public enum NinePRequest: Equatable, Sendable {
             writer.integer(lock.length)
             writer.integer(lock.processID)
             writer.string(lock.clientID)
-            return writer.finish()
         case .getlock(let fid, let lock):
-            var writer = NinePWriter(type: MessageType.getlock, tag: tag)
             writer.integer(fid)
             writer.lock(lock)
-            return writer.finish()
         case .xattrwalk(let fid, let newFid, let name):
-            var writer = NinePWriter(type: MessageType.xattrwalk, tag: tag)
-            writer.integer(fid)
-            writer.integer(newFid)
+            writer.integers(fid, newFid)
             writer.string(name)
-            return writer.finish()
         case .xattrcreate(let fid, let name, let size, let flags):
-            var writer = NinePWriter(type: MessageType.xattrcreate, tag: tag)
             writer.integer(fid)
             writer.string(name)
             writer.integer(size)
             writer.integer(flags)
-            return writer.finish()
         }
-    }
-
-    private static func fixed(_ type: UInt8, _ tag: UInt16, _ values: UInt32...) -> [UInt8] {
-        var writer = NinePWriter(type: type, tag: tag)
-        values.forEach { writer.integer($0) }
         return writer.finish()
     }
 }
@@ -359,6 +317,19 @@ extension NinePReader {
 }
 
 extension NinePWriter {
+    mutating func integers(_ values: UInt32...) {
+        values.forEach { integer($0) }
+    }
+
+    mutating func strings(_ values: String...) {
+        values.forEach { string($0) }
+    }
+
+    mutating func time(_ time: NineP.Time) {
+        integer(time.seconds)
+        integer(time.nanoseconds)
+    }
+
     mutating func lock(_ lock: NineP.Lock) {
         integer(lock.type)
         integer(lock.start)

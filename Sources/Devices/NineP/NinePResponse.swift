@@ -244,9 +244,8 @@ extension NinePWriter {
         integer(attributes.size)
         integer(attributes.blockSize)
         integer(attributes.blocks)
-        for time in [attributes.accessTime, attributes.modificationTime, attributes.changeTime, attributes.birthTime] {
-            integer(time.seconds)
-            integer(time.nanoseconds)
+        for value in [attributes.accessTime, attributes.modificationTime, attributes.changeTime, attributes.birthTime] {
+            time(value)
         }
         integer(attributes.generation)
         integer(attributes.dataVersion)
