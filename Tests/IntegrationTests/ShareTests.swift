@@ -35,7 +35,7 @@ struct ShareTests {
             exit 3
             """
         let started = Date()
-        let result = try MicroVMProcess.run(["run", "--rootfs", root, "--share", share + ":src", "--share", readOnly + ":ro,ro",
+        let result = try MicroVMProcess.run(["run", "--rootfs", root, "--rootfs-mode", "9p", "--share", share + ":src", "--share", readOnly + ":ro,ro",
                                              "--", "sh", "-c", script], timeout: 900)
         print("9p: boot, and 64 MiB copied through a share in \(Int(Date().timeIntervalSince(started))) s")
         let output = result.stdout
