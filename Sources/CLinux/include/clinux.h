@@ -55,8 +55,6 @@ extern const uint64_t CLINUX_RESOLVE_BENEATH;
 extern const uint64_t CLINUX_RESOLVE_NO_MAGICLINKS;
 extern const uint64_t CLINUX_RESOLVE_NO_SYMLINKS;
 extern const int CLINUX_O_PATH;
-extern const int CLINUX_O_DIRECT;
-extern const int CLINUX_O_TMPFILE;
 extern const int CLINUX_F_OFD_SETLK;
 extern const int CLINUX_F_OFD_GETLK;
 
