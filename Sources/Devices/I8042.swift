@@ -26,3 +26,9 @@ public final class I8042: BusDevice, @unchecked Sendable {
         }
     }
 }
+
+/// The i8042 holds no state: reads answer "nothing waiting" and only the reset command acts.
+extension I8042: StatefulDevice {
+    public func saveState(into writer: inout StateWriter) {}
+    public func restoreState(from reader: inout StateReader) throws(StateError) {}
+}

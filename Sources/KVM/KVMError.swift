@@ -15,6 +15,8 @@ public enum KVMError: Error, Equatable, CustomStringConvertible {
     case missingCapability(name: String)
     /// A system call other than an ioctl failed (mmap of kvm_run, eventfd, …).
     case systemCallFailed(call: String, errno: Errno)
+    /// Saved state handed back to KVM does not have the shape of the struct it stands for.
+    case badSavedState(what: String, size: Int, expected: Int)
 
     public var description: String {
         switch self {
@@ -33,6 +35,8 @@ public enum KVMError: Error, Equatable, CustomStringConvertible {
             return "KVM on this host lacks \(name), which microvm needs"
         case .systemCallFailed(let call, let errno):
             return "\(call) failed: \(errno.message)"
+        case .badSavedState(let what, let size, let expected):
+            return "saved \(what) is malformed (\(size) where \(expected) was expected)"
         }
     }
 }

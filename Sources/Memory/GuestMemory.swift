@@ -1,7 +1,9 @@
 import CLinux
 import Glibc
 
-/// Guest RAM: anonymous host mappings, each backing one range of guest physical addresses.
+/// Guest RAM: host mappings, each backing one range of guest physical addresses:
+/// anonymous for a booted VM, or private copy-on-write views of a snapshot's memory file
+/// for a restored one, so that VMs restored from one file share the pages none of them wrote.
 /// Every access is bounds-checked against a single region and throws rather than traps,
 /// since most addresses it sees come from the guest or from files we were handed.
 public final class GuestMemory: @unchecked Sendable {
@@ -25,16 +27,33 @@ public final class GuestMemory: @unchecked Sendable {
 
     /// RAM of `size` bytes laid out around the 32-bit MMIO gap (`MemoryMap.ramRegions`).
     public convenience init(size: UInt64) throws(GuestMemoryError) {
+        try Self.check(size)
+        try self.init(layout: MemoryMap.ramRegions(size: size))
+    }
+
+    /// RAM of `size` bytes whose contents are the memory file `fd` (the regions one after
+    /// another, as `save(to:)` writes them), mapped privately: the guest's writes stay in
+    /// this process. The file must be exactly `size` bytes.
+    public convenience init(size: UInt64, privatelyMapping fd: Int32) throws(GuestMemoryError) {
+        try Self.check(size)
+        var status = stat()
+        guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG, UInt64(status.st_size) == size else {
+            throw .invalidLayout("the memory file does not hold \(size) bytes")
+        }
+        try self.init(layout: MemoryMap.ramRegions(size: size), file: fd)
+    }
+
+    private static func check(_ size: UInt64) throws(GuestMemoryError) {
         guard size > 0 else { throw .invalidSize(size, reason: "it must not be zero") }
         guard size % MemoryMap.pageSize == 0 else {
             throw .invalidSize(size, reason: "it must be a multiple of 4 KiB")
         }
         guard size <= Self.maximumSize else { throw .invalidSize(size, reason: "the largest supported size is 64 TiB") }
-        try self.init(layout: MemoryMap.ramRegions(size: size))
     }
 
-    /// RAM at explicit ranges, which must be page aligned, non-empty and disjoint.
-    public init(layout: [(start: GuestAddress, size: UInt64)]) throws(GuestMemoryError) {
+    /// RAM at explicit ranges, which must be page aligned, non-empty and disjoint; backed
+    /// by `file` (the ranges one after another) when given, else anonymous.
+    public init(layout: [(start: GuestAddress, size: UInt64)], file: Int32? = nil) throws(GuestMemoryError) {
         let sorted = layout.sorted { $0.start < $1.start }
         var previousEnd: UInt64 = 0
         for (index, range) in sorted.enumerated() {
@@ -51,10 +70,16 @@ public final class GuestMemory: @unchecked Sendable {
             previousEnd = end
         }
         var mapped: [Region] = []
+        var fileOffset: off_t = 0
         for range in sorted {
             let length = Int(range.size)
             // NORESERVE: the guest's untouched RAM costs the host nothing.
-            let host = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+            let host = if let file {
+                mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, file, fileOffset)
+            } else {
+                mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+            }
+            fileOffset += off_t(length)
             guard let host, host != MAP_FAILED else {
                 let error = errno
                 for region in mapped { munmap(region.host, region.size) }
@@ -67,6 +92,41 @@ public final class GuestMemory: @unchecked Sendable {
 
     deinit {
         for region in regions { munmap(region.host, region.size) }
+    }
+
+    /// Writes all of RAM to `fd`, the regions one after another, leaving a hole wherever a
+    /// page is all zeros: RAM the guest never touched takes no disk space.
+    public func save(to fd: Int32) throws(GuestMemoryError) {
+        let page = Int(MemoryMap.pageSize)
+        guard ftruncate(fd, off_t(size)) == 0 else { throw .saveFailed(errno: errno) }
+        var fileOffset = 0
+        for region in regions {
+            var pageStart = 0
+            while pageStart < region.size {
+                guard !Self.isZero(region.host + pageStart, count: page) else {
+                    pageStart += page
+                    continue
+                }
+                // One write for a run of pages that are not all zeros.
+                var runEnd = pageStart + page
+                while runEnd < region.size && !Self.isZero(region.host + runEnd, count: page) { runEnd += page }
+                var written = 0
+                while written < runEnd - pageStart {
+                    let result = pwrite(fd, region.host + pageStart + written, runEnd - pageStart - written,
+                                        off_t(fileOffset + pageStart + written))
+                    if result < 0 && errno == EINTR { continue }
+                    guard result > 0 else { throw .saveFailed(errno: result < 0 ? errno : EIO) }
+                    written += result
+                }
+                pageStart = runEnd
+            }
+            fileOffset += region.size
+        }
+    }
+
+    private static func isZero(_ start: UnsafeMutableRawPointer, count: Int) -> Bool {
+        let words = UnsafeBufferPointer(start: start.assumingMemoryBound(to: UInt64.self), count: count / 8)
+        return words.allSatisfy { $0 == 0 }
     }
 
     /// Whether `length` bytes at `address` lie inside one region.

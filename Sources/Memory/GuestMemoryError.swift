@@ -10,6 +10,8 @@ public enum GuestMemoryError: Error, Equatable, CustomStringConvertible {
     case invalidLayout(String)
     /// The host refused the anonymous mapping backing guest RAM.
     case mappingFailed(size: Int, errno: Int32)
+    /// Writing guest RAM to a snapshot's memory file failed.
+    case saveFailed(errno: Int32)
 
     public var description: String {
         switch self {
@@ -21,6 +23,8 @@ public enum GuestMemoryError: Error, Equatable, CustomStringConvertible {
             return "invalid guest memory layout: \(reason)"
         case .mappingFailed(let size, let errno):
             return "cannot map \(size) bytes of guest memory: \(String(cString: strerror(errno)))"
+        case .saveFailed(let errno):
+            return "cannot write guest memory to the snapshot's memory file: \(String(cString: strerror(errno)))"
         }
     }
 }

@@ -24,13 +24,19 @@ final class EventLoop {
     private var pending: [UInt8] = []
     private let deliver: ([UInt8]) -> Int
     private let resize: ((UInt16, UInt16) -> Void)?
+    private let controlServer: ControlServer?
+    private let answer: (Result<ControlRequest, JSONObject.ParseError>) -> JSONObject
 
     /// `deliver` hands bytes to the guest and returns how many it took; the rest wait
     /// here (and input is not read) until the guest makes room. `resize` gets the
     /// terminal size at start and on every SIGWINCH.
+    /// `answer` handles each request on `controlServer`, on this loop's thread.
     init(control: RunControl, input: Input, deliver: @escaping ([UInt8]) -> Int,
-         resize: ((UInt16, UInt16) -> Void)?) throws(KVMError) {
+         resize: ((UInt16, UInt16) -> Void)?, controlServer: ControlServer? = nil,
+         answer: @escaping (Result<ControlRequest, JSONObject.ParseError>) -> JSONObject = { _ in JSONObject() }) throws(KVMError) {
         self.control = control
+        self.controlServer = controlServer
+        self.answer = answer
         self.input = input
         self.deliver = deliver
         self.resize = resize
@@ -65,6 +71,11 @@ final class EventLoop {
                     descriptors.append(pollfd(fd: client, events: Int16(POLLIN), revents: 0))
                 }
             }
+            let inputCount = descriptors.count
+            if let controlServer {
+                descriptors.append(pollfd(fd: controlServer.listener, events: Int16(POLLIN), revents: 0))
+                for fd in controlServer.clients.keys { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            }
             // While input waits for the guest to read, look again soon.
             let ready = poll(&descriptors, nfds_t(descriptors.count), pending.isEmpty ? -1 : 10)
             if ready < 0 {
@@ -73,8 +84,17 @@ final class EventLoop {
                 return
             }
             if descriptors[1].revents != 0 { readSignals() }
-            for descriptor in descriptors.dropFirst(2) where descriptor.revents != 0 {
+            for descriptor in descriptors[2..<inputCount] where descriptor.revents != 0 {
                 readInput(from: descriptor.fd)
+            }
+            if let controlServer {
+                for descriptor in descriptors[inputCount...] where descriptor.revents != 0 && !control.isStopping {
+                    if descriptor.fd == controlServer.listener {
+                        controlServer.accept()
+                    } else {
+                        controlServer.read(descriptor.fd, handle: answer)
+                    }
+                }
             }
         }
     }

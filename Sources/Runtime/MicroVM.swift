@@ -23,16 +23,30 @@ public final class MicroVM: @unchecked Sendable {
     let virtioConsole: VirtioConsole?
     let control: RunControl
     let socket: ConsoleSocketServer?
+    let controlServer: ControlServer?
     private let events: BootEvents
+    /// The status the guest's /init reported through the exit-status register.
+    let reported = ReportedStatus()
+    /// Every device a snapshot saves, in a fixed order: COM1, the i8042, then the virtio slots.
+    let devices: [StatefulDevice]
+    /// Only the event loop's thread reads or changes it.
+    var paused = false
 
     /// Builds the VM; nothing runs until `run()`. Throws with a message naming what failed.
-    public init(_ configuration: VMConfiguration, profile: HostProfile = .current, events: BootEvents = BootEvents()) throws {
+    public convenience init(_ configuration: VMConfiguration, profile: HostProfile = .current, events: BootEvents = BootEvents()) throws {
+        try self.init(configuration, profile: profile, events: events, restoring: nil)
+    }
+
+    /// Builds the VM, from a kernel or, with `restoring`, from a snapshot and its memory file.
+    init(_ configuration: VMConfiguration, profile: HostProfile, events: BootEvents,
+         restoring: (snapshot: VMSnapshot, memory: Int32)?) throws {
         self.configuration = configuration
         self.profile = profile
         self.events = events
         let control = try RunControl()
         self.control = control
         socket = try configuration.consoleSocket.map { path throws(UnixSocket.Error) in try ConsoleSocketServer(path: path) }
+        controlServer = try configuration.controlSocket.map { path throws(UnixSocket.Error) in try ControlServer(path: path) }
         let output = try ConsoleOutput(fd: configuration.consoleOutput, socket: socket, logPath: configuration.consoleLog,
                                        abandon: { control.isStopping })
         let virtioDevices = configuration.disks.count + configuration.shares.count + (configuration.console == .virtio ? 1 : 0)
@@ -57,7 +71,11 @@ public final class MicroVM: @unchecked Sendable {
         try vm.setTSSAddress(MemoryMap.kvmTSS)
         try vm.createInterruptController()
         try vm.createProgrammableIntervalTimer()
-        memory = try GuestMemory(size: configuration.memorySize)
+        memory = if let restoring {
+            try GuestMemory(size: configuration.memorySize, privatelyMapping: restoring.memory)
+        } else {
+            try GuestMemory(size: configuration.memorySize)
+        }
         try vm.map(memory)
 
         let vm = self.vm
@@ -72,13 +90,14 @@ public final class MicroVM: @unchecked Sendable {
         serial = Serial16550(interrupt: interruptLine(Serial16550.com1IRQ), output: write)
         try ioBus.insert(serial, base: Serial16550.com1Port, size: Serial16550.portCount)
 
-        let reported = Mutex<Int32?>(nil)
-        try mmioBus.insert(ExitStatusRegister { status in reported.withLock { $0 = status } },
+        let reported = self.reported
+        try mmioBus.insert(ExitStatusRegister { status in reported.set(status) },
                            base: MemoryMap.exitStatusRegister.rawValue, size: ExitStatusRegister.size)
-        try ioBus.insert(I8042 {
+        let i8042 = I8042 {
             // The guest's /init reports its command's status just before it reboots.
-            control.stop(reported.withLock { $0 }.map(VMExit.commandExited) ?? .reset)
-        }, base: I8042.basePort, size: I8042.portCount)
+            control.stop(reported.value.map(VMExit.commandExited) ?? .reset)
+        }
+        try ioBus.insert(i8042, base: I8042.basePort, size: I8042.portCount)
 
         // Fixed order: the console, then the disks (vda, vdb, …), then the shares.
         let slots = VirtioSlots(bus: mmioBus, memory: memory, interrupt: interruptLine) { Self.report($0) }
@@ -94,6 +113,14 @@ public final class MicroVM: @unchecked Sendable {
         }
         for (tag, directory) in shares {
             try slots.add(Virtio9P(directory: directory, tag: tag))
+        }
+        devices = [serial, i8042] + slots.slots.map(\.transport)
+
+        if let restoring {
+            cpus = try Self.restore(restoring.snapshot, vm: vm, devices: devices)
+            if let status = restoring.snapshot.exitStatus { reported.set(status) }
+            events.built()
+            return
         }
 
         var commandLine = configuration.commandLine
@@ -178,9 +205,11 @@ public final class MicroVM: @unchecked Sendable {
         do {
             if let console = virtioConsole {
                 loop = try EventLoop(control: control, input: input, deliver: { console.receive($0) },
-                                     resize: { console.setSize(columns: $0, rows: $1) })
+                                     resize: { console.setSize(columns: $0, rows: $1) },
+                                     controlServer: controlServer, answer: { [unowned self] in answer($0) })
             } else {
-                loop = try EventLoop(control: control, input: input, deliver: { [serial] in serial.receive($0) }, resize: nil)
+                loop = try EventLoop(control: control, input: input, deliver: { [serial] in serial.receive($0) }, resize: nil,
+                                     controlServer: controlServer, answer: { [unowned self] in answer($0) })
             }
         } catch {
             return .vmmError(error.description)
@@ -211,7 +240,7 @@ public final class MicroVM: @unchecked Sendable {
         }
         if configuration.seccomp {
             do {
-                try SeccompFilter.install(for: .eventLoop)
+                try SeccompFilter.install(for: .eventLoop, control: controlServer != nil)
             } catch {
                 control.stop(.vmmError(error.description))
             }
@@ -248,5 +277,17 @@ public final class MicroVM: @unchecked Sendable {
     static func report(_ message: String) {
         let line = "microvm: \(message)\n"
         _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+    }
+}
+
+/// The status the guest's /init reported through the exit-status register, which the
+/// i8042's reset turns into the VM's exit.
+final class ReportedStatus: Sendable {
+    private let status = Mutex<Int32?>(nil)
+
+    var value: Int32? { status.withLock { $0 } }
+
+    func set(_ value: Int32) {
+        status.withLock { $0 = value }
     }
 }

@@ -9,6 +9,10 @@ package protocol StopSwitch: AnyObject, Sendable {
     var isStopping: Bool { get }
     /// Records why the VM stops (the first reason wins) and breaks every vCPU out of the guest.
     func stop(_ exit: VMExit)
+    /// Whether the VM is being paused: the vCPU finishes its exit and parks.
+    var isPausing: Bool { get }
+    /// Waits, out of the guest, until the VM resumes or stops.
+    func park()
 }
 
 /// The stop switch every thread of a running VM shares: the first reason to stop
@@ -30,6 +34,7 @@ package final class RunControl: StopSwitch {
 
     private let state = Mutex(State())
     package let wakeup: EventFD
+    let gate = PauseGate()
 
     package init() throws(KVMError) {
         wakeup = try EventFD(nonBlocking: true)
@@ -68,7 +73,28 @@ package final class RunControl: StopSwitch {
             for participant in state.participants { Self.kick(participant) }
             return true
         }
-        if first { wakeup.signal() }
+        if first {
+            gate.release()
+            wakeup.signal()
+        }
+    }
+
+    package var isPausing: Bool { gate.isClosed }
+
+    package func park() { gate.park() }
+
+    /// Brings every vCPU out of the guest and parks it; true once all `count` are parked.
+    func pause(vcpus count: Int) -> Bool {
+        gate.close()
+        state.withLock { state in
+            for participant in state.participants { Self.kick(participant) }
+        }
+        // A vCPU in a console write blocked on a slow reader parks once the write ends.
+        return gate.waitUntilParked(count, timeoutMilliseconds: 5000)
+    }
+
+    func resume() {
+        gate.open()
     }
 
     /// Kicks every vCPU thread that has not finished again: a thread that was between its

@@ -37,10 +37,27 @@ package final class VCPURunner<CPU: GuestCPU>: @unchecked Sendable {
         }
         while !control.isStopping {
             do {
+                if control.isPausing {
+                    try settle()
+                    control.park()
+                    continue
+                }
                 try cpu.run { exit in handle(exit) }
             } catch {
                 control.stop(.vmmError("vCPU \(cpu.id): \(error.description)"))
                 return
+            }
+        }
+    }
+
+    /// Enters KVM with immediate exit until it says so: KVM first finishes a port or MMIO
+    /// access whose data we just gave it, so that the state read while parked is whole.
+    private func settle() throws(KVMError) {
+        var settled = false
+        while !settled {
+            cpu.requestImmediateExit()
+            try cpu.run { exit in
+                if case .interrupted = exit { settled = true } else { handle(exit) }
             }
         }
     }

@@ -35,6 +35,8 @@ public struct VMConfiguration: Sendable {
     /// they need, from the start of the run on. The calling thread keeps its filter after
     /// `run()` returns, so a process that goes on to do other work leaves this off.
     public var seccomp: Bool
+    /// Answer control requests (pause, resume, snapshot, stop, status) on this Unix socket.
+    public var controlSocket: String?
 
     public struct Disk: Equatable, Sendable {
         public var path: String
@@ -86,7 +88,7 @@ public struct VMConfiguration: Sendable {
                 memorySize: UInt64 = defaultMemorySize, vcpuCount: Int = 1, console: ConsoleDevice = .serial,
                 consoleSocket: String? = nil, consoleOutput: Int32 = STDOUT_FILENO, consoleLog: String? = nil,
                 consoleInput: Bool = true, disks: [Disk] = [], rootOnFirstDisk: Bool = false, shares: [Share] = [], command: [String]? = nil,
-                seccomp: Bool = false) {
+                seccomp: Bool = false, controlSocket: String? = nil) {
         self.kernel = kernel
         self.initrd = initrd
         self.commandLine = commandLine ?? KernelCommandLine(Self.defaultCommandLine(console: console))
@@ -102,5 +104,6 @@ public struct VMConfiguration: Sendable {
         self.shares = shares
         self.command = command
         self.seccomp = seccomp
+        self.controlSocket = controlSocket
     }
 }

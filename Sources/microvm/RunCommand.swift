@@ -49,6 +49,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Share a host directory over virtio-9p; the guest's /init mounts it at /mnt/TAG (TAG defaults to the directory's name). ,ro shares it read-only. Repeatable.", valueName: "dir[:tag][,ro]"))
     var share: [String] = []
 
+    @Option(help: ArgumentHelp("Answer control requests (pause, resume, snapshot, stop, status) on this Unix socket; see `microvm ctl`.", valueName: "path"))
+    var apiSocket: String?
+
     @Flag(help: "Print nothing of microvm's own unless something fails.")
     var quiet = false
 
@@ -122,7 +125,8 @@ struct RunCommand: ParsableCommand {
             rootOnFirstDisk: rootfs != nil && disks.count > disk.count,
             shares: shares,
             command: command.isEmpty ? nil : command,
-            seccomp: !noSeccomp
+            seccomp: !noSeccomp,
+            controlSocket: apiSocket
         )
         let vm = try MicroVM(configuration, events: events)
         if let consoleSocket, !quiet { report("console on \(consoleSocket); attach with: microvm attach \(consoleSocket)") }

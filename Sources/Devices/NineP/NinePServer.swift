@@ -20,6 +20,8 @@ public final class NinePServer {
         /// An open file or directory (Tlopen, Tlcreate), or -1.
         var file: Int32 = -1
         var writable = false
+        /// The flags the file was opened with, so that a restored VM can open it again.
+        var openFlags: Int32 = 0
         /// Made by Txattrwalk: its value is empty.
         var isAttributeList = false
     }
@@ -309,6 +311,7 @@ public final class NinePServer {
         }
         file.file = fd
         file.writable = writable
+        file.openFlags = flags
         fids[fid] = file
         openFiles += 1
         return .lopen(Self.qid(status), ioUnit: 0)
@@ -319,13 +322,15 @@ public final class NinePServer {
         guard file.file < 0, !file.isAttributeList else { throw .badFid }
         let path = try newEntry(fid, name)
         guard openFiles < Self.maximumOpenFiles else { throw NinePError(errno: NineP.Errno.tooManyFiles) }
-        let fd = try directory.open(path, flags: Self.openFlags(flags) | O_CREAT, mode: mode & 0o7777).get()
+        let created = Self.openFlags(flags)
+        let fd = try directory.open(path, flags: created | O_CREAT, mode: mode & 0o7777).get()
         try? giveAway(path, gid: gid)
         var status = stat()
         fstat(fd, &status)
         file.path = path
         file.file = fd
         file.writable = true
+        file.openFlags = created
         fids[fid] = file
         openFiles += 1
         return .lcreate(Self.qid(status), ioUnit: 0)
@@ -482,5 +487,72 @@ public final class NinePServer {
         attributes.modificationTime = time(status.st_mtim)
         attributes.changeTime = time(status.st_ctim)
         return attributes
+    }
+}
+
+extension NinePServer {
+    /// The session: msize, the attached user, and every fid with its path and, for an open
+    /// one, how it was opened. Locks are not kept: they belong to the host's open files.
+    public func saveState(into writer: inout StateWriter) {
+        writer.put(UInt32(messageSize))
+        writer.put(user)
+        writer.put(UInt32(fids.count))
+        for (number, fid) in fids.sorted(by: { $0.key < $1.key }) {
+            writer.put(number)
+            writer.put(UInt32(fid.path.count))
+            for name in fid.path { writer.put(name) }
+            writer.put(fid.file >= 0)
+            writer.put(fid.writable)
+            writer.put(fid.openFlags)
+            writer.put(fid.isAttributeList)
+        }
+    }
+
+    /// Rebuilds the session on this host. A file that was open is opened again by its path,
+    /// without creating or truncating; one that is gone leaves its fid closed, and the
+    /// guest's next use of it gets EBADF, as for a file removed under an NFS client.
+    public func restoreState(from reader: inout StateReader) throws(StateError) {
+        let size = Int(try reader.get(UInt32.self, "9p msize"))
+        guard (Self.minimumMessageSize...Self.maximumMessageSize).contains(size) else { throw .invalid(what: "9p msize") }
+        let user = try reader.get(UInt32.self, "9p user")
+        let count = Int(try reader.get(UInt32.self, "9p fid count"))
+        guard count <= Self.maximumFids else { throw .invalid(what: "9p fid count") }
+        var restored: [UInt32: Fid] = [:]
+        var reopened = 0
+        for _ in 0..<count {
+            let number = try reader.get(UInt32.self, "9p fid")
+            let depth = Int(try reader.get(UInt32.self, "9p path depth"))
+            guard depth <= SharedDirectory.maximumPathLength else { throw .invalid(what: "9p path") }
+            var path: [String] = []
+            for _ in 0..<depth {
+                let name = try reader.string("9p name", limit: 255)
+                guard SharedDirectory.isName(name) else { throw .invalid(what: "9p name") }
+                path.append(name)
+            }
+            var fid = Fid(path: path)
+            let open = try reader.bool("9p open")
+            fid.writable = try reader.bool("9p writable")
+            fid.openFlags = try reader.get(Int32.self, "9p open flags")
+            fid.isAttributeList = try reader.bool("9p attribute list")
+            if open && reopened < Self.maximumOpenFiles {
+                fid.file = reopen(fid)
+                if fid.file >= 0 { reopened += 1 }
+            }
+            if let replaced = restored.updateValue(fid, forKey: number), replaced.file >= 0 {
+                close(replaced.file)
+                reopened -= 1
+            }
+        }
+        closeAll()
+        messageSize = size
+        self.user = user
+        fids = restored
+        openFiles = reopened
+    }
+
+    private func reopen(_ fid: Fid) -> Int32 {
+        let flags = fid.openFlags & ~(O_CREAT | O_EXCL | O_TRUNC)
+        let reopened = try? directory.open(fid.path, flags: flags).get()
+        return reopened ?? -1
     }
 }

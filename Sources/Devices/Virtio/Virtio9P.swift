@@ -105,3 +105,19 @@ public final class Virtio9P: VirtioDevice, Sendable {
         return bytes.count
     }
 }
+
+extension Virtio9P {
+    public func saveState(into writer: inout StateWriter) {
+        state.withLock { state in
+            writer.put(state.served.broken)
+            state.server.saveState(into: &writer)
+        }
+    }
+
+    public func restoreState(from reader: inout StateReader) throws(StateError) {
+        try state.withLock { state throws(StateError) in
+            state.served.broken = try reader.bool("9p queue")
+            try state.server.restoreState(from: &reader)
+        }
+    }
+}

@@ -126,3 +126,15 @@ public final class VirtioBlock: VirtioDevice, Sendable {
         return offset
     }
 }
+
+/// The disk's contents are the file itself: a snapshot keeps only whether the guest broke the queue.
+extension VirtioBlock {
+    public func saveState(into writer: inout StateWriter) {
+        writer.put(state.withLock { $0.broken })
+    }
+
+    public func restoreState(from reader: inout StateReader) throws(StateError) {
+        let broken = try reader.bool("block queue")
+        state.withLock { $0.broken = broken }
+    }
+}

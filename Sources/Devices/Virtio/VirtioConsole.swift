@@ -139,3 +139,30 @@ public final class VirtioConsole: VirtioDevice, Sendable {
         return completed && queue.shouldInterrupt() ? ServedQueue.notifier(state.interrupt) : nil
     }
 }
+
+extension VirtioConsole {
+    public func saveState(into writer: inout StateWriter) {
+        writer.put(transmit.withLock { $0.broken })
+        state.withLock { state in
+            writer.put(state.columns)
+            writer.put(state.rows)
+            writer.put(state.broken)
+            writer.put(bytes: state.pendingInput)
+        }
+    }
+
+    public func restoreState(from reader: inout StateReader) throws(StateError) {
+        let transmitBroken = try reader.bool("console transmit queue")
+        let columns = try reader.get(UInt16.self, "console columns")
+        let rows = try reader.get(UInt16.self, "console rows")
+        let broken = try reader.bool("console receive queue")
+        let input = try reader.bytes("console input", limit: Self.inputCapacity)
+        transmit.withLock { $0.broken = transmitBroken }
+        state.withLock { state in
+            state.columns = columns
+            state.rows = rows
+            state.broken = broken
+            state.pendingInput = input
+        }
+    }
+}

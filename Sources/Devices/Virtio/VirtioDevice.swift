@@ -1,7 +1,9 @@
 /// What a virtio device implements; `VirtioMMIOTransport` does the rest (registers,
 /// feature negotiation, queue setup, status and reset, interrupts). Devices see
 /// checked `Virtqueue`s and raise interrupts through the `VirtioInterrupt` they are given.
-public protocol VirtioDevice: AnyObject, Sendable {
+/// A snapshot saves a device's own state; the transport saves the queues and puts
+/// them back (through `activate`) before the device restores its own.
+public protocol VirtioDevice: AnyObject, Sendable, StatefulDevice {
     /// Virtio device ID (3: console).
     var deviceType: UInt32 { get }
     /// Largest size of each queue; their count is the number of queues.

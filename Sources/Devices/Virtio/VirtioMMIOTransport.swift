@@ -67,6 +67,8 @@ public final class VirtioMMIOTransport: BusDevice, Sendable {
         var active = false
         var configurationGeneration: UInt32 = 0
         var reportedError = false
+        /// The queues handed to the device at activation, kept for snapshots.
+        var activeQueues: [Virtqueue?] = []
     }
 
     public let device: VirtioDevice
@@ -189,6 +191,7 @@ public final class VirtioMMIOTransport: BusDevice, Sendable {
                 if status & Status.driverOK != 0 && !state.active && status & Status.featuresOK != 0 {
                     do throws(VirtqueueError) {
                         activation = (try makeQueues(state), state.driverFeatures)
+                        state.activeQueues = activation?.queues ?? []
                         state.active = true
                     } catch {
                         failure = error
@@ -266,5 +269,102 @@ extension VirtioMMIOTransport: VirtioInterrupt {
         }
         if first { log("virtio device \(device.deviceType): \(error.description); the device needs a reset") }
         raise(Self.interruptConfiguration)
+    }
+}
+
+extension VirtioMMIOTransport: StatefulDevice {
+    public func saveState(into writer: inout StateWriter) {
+        state.withLock { state in
+            for value in [state.status, state.deviceFeaturesSelect, state.driverFeaturesSelect, state.queueSelect,
+                          state.interruptStatus, state.configurationGeneration] {
+                writer.put(value)
+            }
+            writer.put(state.driverFeatures)
+            writer.put(state.lineHigh)
+            writer.put(state.active)
+            writer.put(state.reportedError)
+            writer.put(UInt32(state.queues.count))
+            for (index, queue) in state.queues.enumerated() {
+                writer.put(queue.size)
+                writer.put(queue.ready)
+                writer.put(queue.descriptor)
+                writer.put(queue.driver)
+                writer.put(queue.device)
+                let position = state.activeQueues.indices.contains(index) ? state.activeQueues[index]?.position : nil
+                writer.put(position != nil)
+                if let position {
+                    writer.put(position.nextAvailable)
+                    writer.put(position.nextUsed)
+                    writer.put(position.lastSignalledUsed)
+                    writer.put(position.signalledOnce)
+                }
+            }
+        }
+        var device = StateWriter()
+        self.device.saveState(into: &device)
+        writer.put(bytes: device.bytes)
+    }
+
+    /// Puts the registers and queues back, hands an active device its queues again, then
+    /// lets the device restore its own state.
+    public func restoreState(from reader: inout StateReader) throws(StateError) {
+        var restored = State(queues: [])
+        restored.status = try reader.get(UInt32.self, "virtio status")
+        restored.deviceFeaturesSelect = try reader.get(UInt32.self, "virtio device features select")
+        restored.driverFeaturesSelect = try reader.get(UInt32.self, "virtio driver features select")
+        restored.queueSelect = try reader.get(UInt32.self, "virtio queue select")
+        restored.interruptStatus = try reader.get(UInt32.self, "virtio interrupt status")
+        restored.configurationGeneration = try reader.get(UInt32.self, "virtio configuration generation")
+        restored.driverFeatures = try reader.get(UInt64.self, "virtio driver features")
+        restored.lineHigh = try reader.bool("virtio interrupt line")
+        restored.active = try reader.bool("virtio activation")
+        restored.reportedError = try reader.bool("virtio error report")
+        guard try reader.get(UInt32.self, "virtio queue count") == UInt32(device.maximumQueueSizes.count) else {
+            throw .invalid(what: "queue count of virtio device \(device.deviceType)")
+        }
+        guard restored.driverFeatures & ~offeredFeatures == 0 else { throw .invalid(what: "virtio driver features") }
+        var positions: [Virtqueue.Position?] = []
+        for index in device.maximumQueueSizes.indices {
+            var queue = QueueConfiguration()
+            queue.size = try reader.get(UInt16.self, "virtio queue size")
+            guard queue.size <= device.maximumQueueSizes[index], queue.size & (queue.size &- 1) == 0 else {
+                throw .invalid(what: "virtio queue size")
+            }
+            queue.ready = try reader.bool("virtio queue ready")
+            queue.descriptor = try reader.get(UInt64.self, "virtio descriptor table")
+            queue.driver = try reader.get(UInt64.self, "virtio available ring")
+            queue.device = try reader.get(UInt64.self, "virtio used ring")
+            restored.queues.append(queue)
+            if try reader.bool("virtio queue position") {
+                positions.append(Virtqueue.Position(
+                    nextAvailable: try reader.get(UInt16.self, "virtio next available"), nextUsed: try reader.get(UInt16.self, "virtio next used"),
+                    lastSignalledUsed: try reader.get(UInt16.self, "virtio last signalled"), signalledOnce: try reader.bool("virtio signalled once")))
+            } else {
+                positions.append(nil)
+            }
+        }
+        var queues: [Virtqueue?] = []
+        if restored.active {
+            do throws(VirtqueueError) {
+                queues = try makeQueues(restored)
+            } catch {
+                throw .invalid(what: "virtio queue layout (\(error.description))")
+            }
+            for (index, queue) in queues.enumerated() {
+                guard let queue else { continue }
+                guard let position = positions[index] else { throw .invalid(what: "virtio queue position") }
+                queue.position = position
+            }
+            restored.activeQueues = queues
+        }
+        let deviceState = try reader.bytes("virtio device state", limit: 1 << 24)
+        let lineHigh = restored.lineHigh
+        let features = restored.driverFeatures
+        state.withLock { $0 = restored }
+        if restored.active { device.activate(queues: queues, features: features, interrupt: self) }
+        var deviceReader = StateReader(deviceState)
+        try device.restoreState(from: &deviceReader)
+        try deviceReader.finish("state of virtio device \(device.deviceType)")
+        if lineHigh { line.setLevel(true) }
     }
 }

@@ -49,6 +49,24 @@ public final class Virtqueue: @unchecked Sendable {
     private var lastSignalledUsed: UInt16 = 0
     private var signalledOnce = false
 
+    /// Where the device is in the rings: all a snapshot needs of a queue beyond its layout.
+    public struct Position: Equatable, Sendable {
+        public var nextAvailable: UInt16
+        public var nextUsed: UInt16
+        public var lastSignalledUsed: UInt16
+        public var signalledOnce: Bool
+    }
+
+    public var position: Position {
+        get { Position(nextAvailable: nextAvailable, nextUsed: nextUsed, lastSignalledUsed: lastSignalledUsed, signalledOnce: signalledOnce) }
+        set {
+            nextAvailable = newValue.nextAvailable
+            nextUsed = newValue.nextUsed
+            lastSignalledUsed = newValue.lastSignalledUsed
+            signalledOnce = newValue.signalledOnce
+        }
+    }
+
     /// Checks that the three rings of a queue of `size` entries lie in guest memory.
     public init(memory: GuestMemory, size: UInt16, descriptorTable: GuestAddress, availableRing: GuestAddress,
                 usedRing: GuestAddress, eventIndex: Bool) throws(VirtqueueError) {

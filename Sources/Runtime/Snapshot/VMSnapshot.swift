@@ -1,0 +1,203 @@
+import Devices
+import KVM
+import X86
+
+/// What a snapshot holds besides guest RAM: the configuration the VM was built with, a
+/// fingerprint of the host's CPU, the KVM state of the VM and of each vCPU, and each
+/// device's state. `file` and `init(_:)` map it to and from `SnapshotFile` sections.
+struct VMSnapshot: Equatable {
+    struct Disk: Equatable {
+        var path: String
+        var readOnly: Bool
+        /// Size and modification time when the snapshot was taken: the guest's page
+        /// cache holds the disk's blocks as they were then.
+        var size: UInt64
+        var modified: Int64
+        var modifiedNanoseconds: Int64
+    }
+
+    var memorySize: UInt64
+    var vcpuCount: Int
+    var console: VMConfiguration.ConsoleDevice
+    var disks: [Disk]
+    var shares: [VMConfiguration.Share]
+    var kernel: String
+    var commandLine: String
+    var hostCPU: UInt64
+    /// The memory file's name, in the state file's directory.
+    var memoryFile: String
+    var vm: VMSavedState
+    var cpus: [VCPUSavedState]
+    /// Each device's state, in the order the VM builds them.
+    var devices: [[UInt8]]
+    var exitStatus: Int32?
+
+    static let maximumBlob = 1 << 20
+
+    var file: SnapshotFile {
+        var file = SnapshotFile()
+        var configuration = StateWriter()
+        configuration.put(memorySize)
+        configuration.put(UInt32(vcpuCount))
+        configuration.put(console.rawValue)
+        configuration.put(kernel)
+        configuration.put(commandLine)
+        configuration.put(UInt32(disks.count))
+        for disk in disks {
+            configuration.put(disk.path)
+            configuration.put(disk.readOnly)
+            configuration.put(disk.size)
+            configuration.put(disk.modified)
+            configuration.put(disk.modifiedNanoseconds)
+        }
+        configuration.put(UInt32(shares.count))
+        for share in shares {
+            configuration.put(share.path)
+            configuration.put(share.tag)
+            configuration.put(share.readOnly)
+        }
+        file.append("CONF", configuration.bytes)
+        var host = StateWriter()
+        host.put(hostCPU)
+        file.append("HOST", host.bytes)
+        var memory = StateWriter()
+        memory.put(memorySize)
+        memory.put(memoryFile)
+        file.append("MEMO", memory.bytes)
+        var machine = StateWriter()
+        for chip in vm.interruptControllers { machine.put(bytes: chip) }
+        machine.put(bytes: vm.timer)
+        machine.put(bytes: vm.clock)
+        file.append("VMST", machine.bytes)
+        for cpu in cpus {
+            var writer = StateWriter()
+            for part in [cpu.registers, cpu.specialRegisters, cpu.extendedState, cpu.extendedControlRegisters, cpu.debugRegisters,
+                         cpu.localAPIC, cpu.events, cpu.multiprocessingState, cpu.cpuid] {
+                writer.put(bytes: part)
+            }
+            writer.put(UInt32(cpu.msrs.count))
+            for msr in cpu.msrs {
+                writer.put(msr.index)
+                writer.put(msr.value)
+            }
+            file.append("VCPU", writer.bytes)
+        }
+        for device in devices { file.append("DEVS", device) }
+        if let exitStatus {
+            var writer = StateWriter()
+            writer.put(exitStatus)
+            file.append("EXIT", writer.bytes)
+        }
+        return file
+    }
+
+    init(memorySize: UInt64, vcpuCount: Int, console: VMConfiguration.ConsoleDevice, disks: [Disk], shares: [VMConfiguration.Share],
+         kernel: String, commandLine: String, hostCPU: UInt64, memoryFile: String, vm: VMSavedState, cpus: [VCPUSavedState],
+         devices: [[UInt8]], exitStatus: Int32?) {
+        self.memorySize = memorySize
+        self.vcpuCount = vcpuCount
+        self.console = console
+        self.disks = disks
+        self.shares = shares
+        self.kernel = kernel
+        self.commandLine = commandLine
+        self.hostCPU = hostCPU
+        self.memoryFile = memoryFile
+        self.vm = vm
+        self.cpus = cpus
+        self.devices = devices
+        self.exitStatus = exitStatus
+    }
+
+    init(_ file: SnapshotFile) throws(SnapshotError) {
+        do throws(StateError) {
+            var configuration = try Self.single(file, "CONF")
+            memorySize = try configuration.get(UInt64.self, "memory size")
+            vcpuCount = Int(try configuration.get(UInt32.self, "vCPU count"))
+            guard (1...254).contains(vcpuCount) else { throw StateError.invalid(what: "vCPU count") }
+            guard let console = VMConfiguration.ConsoleDevice(rawValue: try configuration.string("console", limit: 16)) else {
+                throw StateError.invalid(what: "console")
+            }
+            self.console = console
+            kernel = try configuration.string("kernel", limit: 4096)
+            commandLine = try configuration.string("command line", limit: 1 << 16)
+            let diskCount = Int(try configuration.get(UInt32.self, "disk count"))
+            guard diskCount <= 64 else { throw StateError.invalid(what: "disk count") }
+            disks = []
+            for _ in 0..<diskCount {
+                disks.append(Disk(path: try configuration.string("disk path", limit: 4096), readOnly: try configuration.bool("disk read-only"),
+                                  size: try configuration.get(UInt64.self, "disk size"), modified: try configuration.get(Int64.self, "disk time"),
+                                  modifiedNanoseconds: try configuration.get(Int64.self, "disk time")))
+            }
+            let shareCount = Int(try configuration.get(UInt32.self, "share count"))
+            guard shareCount <= 64 else { throw StateError.invalid(what: "share count") }
+            shares = []
+            for _ in 0..<shareCount {
+                shares.append(VMConfiguration.Share(path: try configuration.string("share path", limit: 4096),
+                                                    tag: try configuration.string("share tag", limit: 255),
+                                                    readOnly: try configuration.bool("share read-only")))
+            }
+            try configuration.finish("configuration")
+            var host = try Self.single(file, "HOST")
+            hostCPU = try host.get(UInt64.self, "host CPU")
+            var memory = try Self.single(file, "MEMO")
+            guard try memory.get(UInt64.self, "memory size") == memorySize else { throw StateError.invalid(what: "memory size") }
+            memoryFile = try memory.string("memory file", limit: 255)
+            guard !memoryFile.isEmpty, !memoryFile.contains("/") else { throw StateError.invalid(what: "memory file name") }
+            var machine = try Self.single(file, "VMST")
+            vm = VMSavedState(interruptControllers: try (0..<3).map { _ throws(StateError) in try machine.bytes("irqchip", limit: Self.maximumBlob) },
+                              timer: try machine.bytes("PIT", limit: Self.maximumBlob), clock: try machine.bytes("kvmclock", limit: Self.maximumBlob))
+            try machine.finish("VM state")
+            cpus = []
+            for payload in file.payloads("VCPU") {
+                var reader = StateReader(payload)
+                var parts: [[UInt8]] = []
+                for what in ["registers", "special registers", "XSAVE", "XCRs", "debug registers", "LAPIC", "events", "MP state", "CPUID"] {
+                    parts.append(try reader.bytes(what, limit: Self.maximumBlob))
+                }
+                let msrCount = Int(try reader.get(UInt32.self, "MSR count"))
+                guard msrCount <= 4096 else { throw StateError.invalid(what: "MSR count") }
+                var msrs: [ModelSpecificRegister] = []
+                for _ in 0..<msrCount { msrs.append(ModelSpecificRegister(try reader.get(UInt32.self, "MSR"), try reader.get(UInt64.self, "MSR"))) }
+                try reader.finish("vCPU state")
+                cpus.append(VCPUSavedState(registers: parts[0], specialRegisters: parts[1], extendedState: parts[2],
+                                           extendedControlRegisters: parts[3], debugRegisters: parts[4], localAPIC: parts[5],
+                                           events: parts[6], multiprocessingState: parts[7], cpuid: parts[8], msrs: msrs))
+            }
+            guard cpus.count == vcpuCount else { throw StateError.invalid(what: "vCPU states (\(cpus.count) for \(vcpuCount) vCPUs)") }
+            devices = file.payloads("DEVS")
+            if let payload = file.payloads("EXIT").first {
+                var reader = StateReader(payload)
+                exitStatus = try reader.get(Int32.self, "exit status")
+            } else {
+                exitStatus = nil
+            }
+        } catch {
+            throw .malformed(error.description)
+        }
+        let known: Set<String> = ["CONF", "HOST", "MEMO", "VMST", "VCPU", "DEVS", "EXIT"]
+        if let unknown = file.sections.first(where: { !known.contains($0.tag) }) {
+            throw .malformed("unknown section \(unknown.tag)")
+        }
+    }
+
+    private static func single(_ file: SnapshotFile, _ tag: String) throws(StateError) -> StateReader {
+        let payloads = file.payloads(tag)
+        guard payloads.count == 1 else { throw .invalid(what: "\(tag) section (\(payloads.count) of them)") }
+        return StateReader(payloads[0])
+    }
+
+    /// A fingerprint of what KVM offers guests on this host: a snapshot's vCPUs were set
+    /// up from it, and one restored where it differs could meet features that are gone.
+    static func hostFingerprint(_ supported: [CPUIDEntry]) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for entry in supported {
+            for word in [entry.function, entry.index, entry.flags, entry.eax, entry.ebx, entry.ecx, entry.edx] {
+                for shift in stride(from: 0, to: 32, by: 8) {
+                    hash = (hash ^ UInt64((word >> UInt32(shift)) & 0xff)) &* 0x100_0000_01b3
+                }
+            }
+        }
+        return hash
+    }
+}
