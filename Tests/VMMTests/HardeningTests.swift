@@ -90,6 +90,8 @@ final class RecordingDevice: VirtioDevice, @unchecked Sendable {
         calls.withLock { $0.append("activate " + queues.map { $0 == nil ? "-" : "q" }.joined()) }
     }
     func queueNotified(_ index: Int) { calls.withLock { $0.append("notify \(index)") } }
+    func saveState(into writer: inout StateWriter) {}
+    func restoreState(from reader: inout StateReader) throws(StateError) {}
     func reset() {
         if holdReset.load(ordering: .acquiring) {
             resetStarted.signal()

@@ -55,6 +55,11 @@ struct NinePClient {
         }
     }
 
+    /// A client of a server already attached (one restored from a snapshot).
+    init(server: NinePServer) {
+        self.server = server
+    }
+
     @discardableResult
     func send(_ request: NinePRequest) -> NinePResponse { server.handle(request) }
 

@@ -18,6 +18,19 @@ struct SimulatedDriver {
         self.size = size
     }
 
+    /// The same driver, its rings in `memory` (a copy of this one's, as a restored VM has).
+    func copy(in memory: GuestMemory) -> SimulatedDriver {
+        var copy = SimulatedDriver(memory: memory, size: size)
+        copy.nextDescriptor = nextDescriptor
+        copy.availableIndex = availableIndex
+        return copy
+    }
+
+    private init(memory: GuestMemory, size: UInt16) {
+        self.memory = memory
+        self.size = size
+    }
+
     func queue(eventIndex: Bool = false) throws -> Virtqueue {
         try Virtqueue(memory: memory, size: size, descriptorTable: descriptors, availableRing: available,
                       usedRing: used, eventIndex: eventIndex)
