@@ -244,12 +244,18 @@ func copyOfMemory(_ memory: GuestMemory) throws -> GuestMemory {
         #expect(CRC32.checksum(Array("123456789".utf8)) == 0xcbf4_3926)
     }
 
-    @Test func theHostFingerprintFollowsEveryCPUIDWord() {
+    @Test func theHostFingerprintFollowsFeaturesNotTheHostCore() {
         let entries = [CPUIDEntry(function: 1, eax: 0x806c1, ecx: 0x7ffa_fbbf)]
         var changed = entries
         changed[0].ecx ^= 1 << 5
         #expect(VMSnapshot.hostFingerprint(entries) == VMSnapshot.hostFingerprint(entries))
         #expect(VMSnapshot.hostFingerprint(entries) != VMSnapshot.hostFingerprint(changed))
+        // The APIC ID of the host core KVM answered on is not part of it.
+        var otherCore = entries
+        otherCore[0].ebx = 0x0300_0000
+        #expect(VMSnapshot.hostFingerprint(entries) == VMSnapshot.hostFingerprint(otherCore))
+        let x2APIC = [CPUIDEntry(function: 0xb, index: 0, flags: 1, edx: 0)]
+        #expect(VMSnapshot.hostFingerprint(x2APIC) == VMSnapshot.hostFingerprint([CPUIDEntry(function: 0xb, index: 0, flags: 1, edx: 1)]))
     }
 }
 

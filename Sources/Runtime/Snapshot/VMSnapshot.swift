@@ -189,10 +189,18 @@ struct VMSnapshot: Equatable {
 
     /// A fingerprint of what KVM offers guests on this host: a snapshot's vCPUs were set
     /// up from it, and one restored where it differs could meet features that are gone.
+    /// The words that name the host core the ioctl ran on (APIC IDs) are left out.
     static func hostFingerprint(_ supported: [CPUIDEntry]) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for entry in supported {
-            for word in [entry.function, entry.index, entry.flags, entry.eax, entry.ebx, entry.ecx, entry.edx] {
+            var words = [entry.function, entry.index, entry.flags, entry.eax, entry.ebx, entry.ecx, entry.edx]
+            switch entry.function {
+            case 0x1: words[4] &= 0x00ff_ffff
+            case 0xb, 0x1f: words[6] = 0
+            case 0x8000_001e: words[3] = 0; words[4] &= ~0xff
+            default: break
+            }
+            for word in words {
                 for shift in stride(from: 0, to: 32, by: 8) {
                     hash = (hash ^ UInt64((word >> UInt32(shift)) & 0xff)) &* 0x100_0000_01b3
                 }
