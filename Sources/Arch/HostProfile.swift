@@ -44,6 +44,19 @@ public enum HostProfile: Sendable, Equatable {
         }
     }
 
+    /// Kernel parameters for a guest that may be snapshotted (it has a control socket).
+    /// Here the guest reads the host's TSC, which KVM cannot offset, so a guest that keeps
+    /// time by the TSC finds it jumped by the time between snapshot and restore and, with
+    /// a periodic tick, replays every tick it missed: 15 s of emulated kernel time after
+    /// 2 minutes (measured). The kvmclock is saved and restored with the VM instead.
+    /// Nothing on a hardware-virtualization host, where the TSC is restored.
+    public var snapshotKernelParameters: [String] {
+        switch self {
+        case .hardwareVirtualization: return []
+        case .softwareEmulation: return ["clocksource=kvm-clock"]
+        }
+    }
+
     /// KVM paravirtual features (CPUID 0x40000001 EAX bits) a guest must not use here.
     /// PV IPIs and PV yield are hypercalls, which an emulating host does not deliver:
     /// an SMP Linux guest hangs bringing up its second CPU with them (measured).

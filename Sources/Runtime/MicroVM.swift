@@ -124,7 +124,8 @@ public final class MicroVM: @unchecked Sendable {
         }
 
         var commandLine = configuration.commandLine
-        commandLine.insertKernelParameters(profile.kernelParameters + slots.kernelParameters)
+        commandLine.insertKernelParameters(profile.kernelParameters + slots.kernelParameters
+            + (configuration.controlSocket != nil ? profile.snapshotKernelParameters : []))
         if configuration.rootOnFirstDisk, let root = configuration.disks.first {
             commandLine.insertKernelParameters(["microvm.root=/dev/vda"] + (root.readOnly ? ["microvm.rootro=1"] : []))
         }

@@ -60,16 +60,3 @@ struct SMPTestGuestTests {
         }.count
     }
 }
-
-@Suite(.enabled(if: KVMHost.isAvailable && GuestImages.haveLinux, GuestImages.missingLinux))
-struct SMPLinuxTests {
-    @Test func minimalLinuxSeesTwoCPUs() throws {
-        let result = try MicroVMProcess.run(["run", "--cpus", "2", "--kernel", GuestImages.linuxBzImage, "--initrd", GuestImages.initrd,
-                                             "--cmdline", "console=ttyS0 reboot=k panic=-1 -- grep -c ^processor /proc/cpuinfo"],
-                                            timeout: 300)
-        #expect(result.status == 0, "stderr: \(result.stderr)")
-        #expect(result.stdout.contains("smp: Brought up 1 node, 2 CPUs"))
-        let exitLine = try #require(result.lines.firstIndex(of: "microvm-guest: exit 0"), "output: \(result.stdout.suffix(2000))")
-        #expect(result.lines[exitLine - 1] == "2")
-    }
-}

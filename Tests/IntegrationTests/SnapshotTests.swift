@@ -53,9 +53,10 @@ final class ConsoleClient {
     }
 }
 
-/// Snapshots of the minimal Linux with two vCPUs, a disk and a share, in one boot: the
-/// control socket's ops, a snapshot, two VMs restored from it at once that find the
-/// guest's tmpfs as it was and answer commands, and snapshots that must be refused.
+/// Snapshots of the minimal Linux with two vCPUs, a disk and a share, in one boot (which
+/// also checks that Linux brings up both vCPUs): the control socket's ops, a snapshot,
+/// two VMs restored from it at once that find the guest's tmpfs as it was and answer
+/// commands, and snapshots that must be refused.
 @Suite(.enabled(if: KVMHost.isAvailable && GuestImages.haveLinux, GuestImages.missingLinux))
 struct SnapshotTests {
     static func ctl(_ arguments: String...) throws -> MicroVMProcess.Result {
@@ -88,6 +89,7 @@ struct SnapshotTests {
                 _ = try? Self.ctl(path("api"), "stop")
                 return
             }
+            answers["smp"] = console.transcript.contains("smp: Brought up 1 node, 2 CPUs") ? "yes" : console.transcript
             console.type("echo snap-$((6*7)) > /tmp/marker; echo ready-$((1+1))")
             _ = console.wait(for: "ready-2", timeout: 120)
             answers["status"] = (try? Self.ctl(path("api"), "status"))?.stdout
@@ -102,6 +104,7 @@ struct SnapshotTests {
         }
         #expect(answers["boot"] == nil, "the guest's shell did not come up: \(answers["boot"] ?? "")")
         #expect(booted.status == 0, "\(booted.stderr)")
+        #expect(answers["smp"] == "yes", "the guest did not bring up both vCPUs: \(answers["smp"] ?? "")")
         #expect(answers["status"]?.contains(#""state":"running","vcpus":2"#) == true, "\(answers)")
         #expect(answers["pause"]?.contains(#""state":"paused""#) == true, "\(answers)")
         #expect(answers["paused"]?.contains(#""state":"paused""#) == true, "\(answers)")
