@@ -187,6 +187,9 @@ struct SimulatedDriver {
             try driver.publish(0)
         } == .nextOutOfRange(head: 0, next: 200))
         #expect(try failure { driver in try driver.post([(0x10000, 8, true), (0x11000, 8, false)]) } == .readableAfterWritable(head: 0))
+        // Writing into the available index would publish a chain per answer, without end.
+        #expect(try failure { driver in try driver.post([(0x1ff8, 16, true)]) }
+            == .overlapsAvailableIndex(what: "writable buffer", address: 0x1ff8))
         #expect(try failure { driver in
             try driver.writeDescriptor(0, address: 0x8000, length: 24, flags: 4, next: 0)
             try driver.publish(0)
@@ -201,6 +204,14 @@ struct SimulatedDriver {
         } == .availableIndexJump(previous: 0, now: 100, size: 8))
         // A chain as long as the queue is fine; the table cannot hold a longer one.
         #expect(try failure { driver in try driver.post(Array(repeating: (0x10000, 8, false), count: 8)) } == nil)
+    }
+
+    @Test func aUsedRingOverTheAvailableIndexIsRefusedAtSetup() throws {
+        let memory = try GuestMemory(size: 1 << 20)
+        #expect(throws: VirtqueueError.overlapsAvailableIndex(what: "used ring", address: 0x1f00)) {
+            try Virtqueue(memory: memory, size: 64, descriptorTable: 0x4000, availableRing: 0x2000, usedRing: 0x1f00, eventIndex: false)
+        }
+        _ = try Virtqueue(memory: memory, size: 8, descriptorTable: 0x4000, availableRing: 0x2000, usedRing: 0x2004, eventIndex: false)
     }
 
     @Test func ringsOutsideMemoryAreRefusedAtSetup() throws {

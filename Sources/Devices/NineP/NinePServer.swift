@@ -281,13 +281,16 @@ public final class NinePServer {
 
     // MARK: Files
 
+    /// Every flag `openFlags` may give, and so every flag a saved fid may hold.
+    private static var allowedOpenFlags: Int32 {
+        O_TRUNC | O_APPEND | O_DSYNC | O_SYNC | O_DIRECTORY | O_CREAT | O_EXCL | O_ACCMODE | O_NONBLOCK
+    }
+
     /// Open flags a client may ask for (Linux's values, which 9P2000.L carries as they are).
     /// O_NONBLOCK is always added, so that a FIFO put in the share by the host never
     /// blocks the thread that serves the guest.
     private static func openFlags(_ flags: UInt32) -> Int32 {
-        var allowed = O_TRUNC | O_APPEND | O_DSYNC | O_SYNC | O_DIRECTORY | O_CREAT | O_EXCL
-        allowed |= O_ACCMODE
-        var result = Int32(bitPattern: flags) & allowed
+        var result = Int32(bitPattern: flags) & allowedOpenFlags & ~O_NONBLOCK
         if result & O_ACCMODE == O_ACCMODE { result &= ~O_ACCMODE }
         return result | O_NONBLOCK
     }
@@ -533,6 +536,7 @@ extension NinePServer {
             let open = try reader.bool("9p open")
             fid.writable = try reader.bool("9p writable")
             fid.openFlags = try reader.get(Int32.self, "9p open flags")
+            guard fid.openFlags & ~Self.allowedOpenFlags == 0 else { throw .invalid(what: "9p open flags") }
             fid.isAttributeList = try reader.bool("9p attribute list")
             if open && reopened < Self.maximumOpenFiles {
                 fid.file = reopen(fid)

@@ -81,6 +81,14 @@ public final class Virtqueue: @unchecked Sendable {
         try Self.check(memory, "descriptor table", descriptorTable, count * 16, alignment: 16)
         try Self.check(memory, "available ring", availableRing, 6 + count * 2, alignment: 2)
         try Self.check(memory, "used ring", usedRing, 6 + count * 8, alignment: 4)
+        if Self.overlaps(usedRing.rawValue, UInt64(6 + count * 8), availableRing) {
+            throw .overlapsAvailableIndex(what: "used ring", address: usedRing)
+        }
+    }
+
+    /// Whether `length` bytes at `start` cover any of the available ring's flags and index.
+    private static func overlaps(_ start: UInt64, _ length: UInt64, _ availableRing: GuestAddress) -> Bool {
+        start < availableRing.rawValue + 4 && availableRing.rawValue < start + length
     }
 
     private static func check(_ memory: GuestMemory, _ what: String, _ address: GuestAddress, _ length: Int,
@@ -156,6 +164,9 @@ public final class Virtqueue: @unchecked Sendable {
             try Self.check(memory, "buffer", GuestAddress(address), Int(length))
             let writable = flags & Self.flagWrite != 0
             if writable { sawWritable = true } else if sawWritable { throw .readableAfterWritable(head: head) }
+            if writable && Self.overlaps(address, UInt64(length), availableRing) {
+                throw .overlapsAvailableIndex(what: "writable buffer", address: GuestAddress(address))
+            }
             buffers.append(VirtqueueBuffer(address: GuestAddress(address), length: length, writable: writable))
             guard flags & Self.flagNext != 0 else { break }
             guard next < tableSize else { throw .nextOutOfRange(head: head, next: next) }

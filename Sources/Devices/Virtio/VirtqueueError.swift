@@ -13,6 +13,9 @@ public enum VirtqueueError: Error, Equatable, CustomStringConvertible {
     case nestedIndirect(head: UInt16)
     case readableAfterWritable(head: UInt16)
     case availableIndexJump(previous: UInt16, now: UInt16, size: UInt16)
+    /// What the device writes (the used ring, or a writable buffer) covers the available
+    /// ring's index: each write would publish new chains, and serving would never end.
+    case overlapsAvailableIndex(what: String, address: GuestAddress)
     case wrongDirection(head: UInt16, expected: String)
     /// The chain cannot carry a request of the device's kind at all (no status byte, …).
     case malformedRequest(head: UInt16, reason: String)
@@ -39,6 +42,8 @@ public enum VirtqueueError: Error, Equatable, CustomStringConvertible {
             return "descriptor chain from \(head) has a device-readable buffer after a writable one"
         case .availableIndexJump(let previous, let now, let size):
             return "available index moved from \(previous) to \(now), more than the queue size \(size)"
+        case .overlapsAvailableIndex(let what, let address):
+            return "\(what) at \(address) covers the available ring's index, which the device must never write"
         case .wrongDirection(let head, let expected):
             return "descriptor chain from \(head) should hold only \(expected) buffers"
         case .malformedRequest(let head, let reason):
