@@ -51,13 +51,12 @@ extension MicroVM {
         guard memory >= 0 else { throw SnapshotError.file(path: memoryPath, action: "open the memory file", errno: errno) }
         // The mapping keeps the file; the descriptor is not needed after it.
         defer { close(memory) }
-        var configuration = VMConfiguration(
+        let configuration = VMConfiguration(
             kernel: snapshot.kernel, commandLine: KernelCommandLine(snapshot.commandLine), memorySize: snapshot.memorySize,
             vcpuCount: snapshot.vcpuCount, console: snapshot.console, consoleSocket: options.consoleSocket,
             consoleOutput: options.consoleOutput, consoleLog: options.consoleLog, consoleInput: options.consoleInput,
             disks: snapshot.disks.map { VMConfiguration.Disk(path: $0.path, readOnly: $0.readOnly) }, shares: snapshot.shares,
             seccomp: options.seccomp, controlSocket: options.controlSocket)
-        configuration.command = nil
         return try MicroVM(configuration, profile: profile, events: events, restoring: (snapshot, memory))
     }
 
