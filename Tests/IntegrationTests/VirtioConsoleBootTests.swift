@@ -83,7 +83,7 @@ struct VirtioConsoleBootTests {
 
         let mark = transcript.endIndex
         terminal.type("echo $((6 * 7))-attached\r")
-        #expect(terminal.wait(for: "42-attached", in: &transcript, after: mark, timeout: 60), "transcript: \(transcript.suffix(2000))")
+        #expect(terminal.wait(for: "42-attached", in: &transcript, after: mark, timeout: 240), "transcript: \(transcript.suffix(2000))")
         detach(client, terminal)
         #expect(vm.isRunning, "detaching must not stop the guest")
 
