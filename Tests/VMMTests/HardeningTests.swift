@@ -102,6 +102,28 @@ final class RecordingDevice: VirtioDevice, @unchecked Sendable {
     var recorded: [String] { calls.withLock { $0 } }
 }
 
+extension VirtioMMIOTransport {
+    /// Drives the transport as a driver does up to DRIVER_OK, with VERSION_1 and two queues
+    /// of 8 (rings at 0x4000 and 0x1000): queue 1 is made ready, queue 0 only when `bothReady`.
+    func bringUp(bothReady: Bool) {
+        func write(_ offset: UInt64, _ value: UInt32) { withUnsafeBytes(of: value) { self.write(offset: offset, data: $0) } }
+        write(0x70, 1)
+        write(0x70, 3)
+        write(0x24, 1)
+        write(0x20, 1)
+        write(0x70, 11)
+        for (queue, base) in [(UInt32(0), UInt32(0x4000)), (1, 0x1000)] {
+            write(0x30, queue)
+            write(0x38, 8)
+            write(0x80, base)
+            write(0x90, base + 0x1000)
+            write(0xa0, base + 0x2000)
+            if queue == 1 || bothReady { write(0x44, 1) }
+        }
+        write(0x70, 15)
+    }
+}
+
 final class Semaphore: @unchecked Sendable {
     private var semaphore = sem_t()
     init() { sem_init(&semaphore, 0, 0) }
@@ -124,28 +146,10 @@ final class Semaphore: @unchecked Sendable {
         withUnsafeBytes(of: value) { transport.write(offset: offset, data: $0) }
     }
 
-    /// Queue 1 gets rings; queue 0 only when `bothReady`.
-    func bringUp(bothReady: Bool) {
-        write(0x70, 1)
-        write(0x70, 3)
-        write(0x24, 1)
-        write(0x20, 1)
-        write(0x70, 11)
-        for (queue, base) in [(UInt32(0), UInt32(0x4000)), (1, 0x1000)] {
-            write(0x30, queue)
-            write(0x38, 8)
-            write(0x80, base)
-            write(0x90, base + 0x1000)
-            write(0xa0, base + 0x2000)
-            if queue == 1 || bothReady { write(0x44, 1) }
-        }
-        write(0x70, 15)
-    }
-
     /// A queue the driver never made ready is not handed to the device and its
     /// notifications are ignored: nothing walks rings at whatever address it holds.
     @Test func queuesThatAreNotReadyAreNeverWalked() {
-        bringUp(bothReady: false)
+        transport.bringUp(bothReady: false)
         write(0x50, 0)
         write(0x50, 1)
         write(0x50, 7)
@@ -155,14 +159,14 @@ final class Semaphore: @unchecked Sendable {
     /// A reset on one vCPU and the driver's next activation on another: the device sees
     /// the reset finish before the activation, never the activation wiped by a late reset.
     @Test func aResetInProgressIsNotOvertakenByAnActivation() throws {
-        bringUp(bothReady: true)
+        transport.bringUp(bothReady: true)
         device.holdReset.store(true, ordering: .releasing)
         let transport = self.transport
         let resetter = try NativeThread(name: "reset") {
             withUnsafeBytes(of: UInt32(0)) { transport.write(offset: 0x70, data: $0) }
         }
         device.resetStarted.wait()
-        let activator = try NativeThread(name: "activate") { [self] in bringUp(bothReady: true) }
+        let activator = try NativeThread(name: "activate") { [self] in transport.bringUp(bothReady: true) }
         // Give the activation every chance to overtake the held reset.
         usleep(100_000)
         device.releaseReset.signal()

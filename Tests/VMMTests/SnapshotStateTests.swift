@@ -82,21 +82,7 @@ func copyOfMemory(_ memory: GuestMemory) throws -> GuestMemory {
         -> (VirtioConsole, VirtioMMIOTransport) {
         let console = VirtioConsole { output.write($0) }
         let transport = VirtioMMIOTransport(device: console, memory: memory, interrupt: line) { _ in }
-        func write(_ offset: UInt64, _ value: UInt32) { withUnsafeBytes(of: value) { transport.write(offset: offset, data: $0) } }
-        write(0x70, 1)
-        write(0x70, 3)
-        write(0x24, 1)
-        write(0x20, 1) // VERSION_1
-        write(0x70, 11)
-        for (queue, base) in [(UInt32(0), UInt32(0x4000)), (1, 0x1000)] {
-            write(0x30, queue)
-            write(0x38, 8)
-            write(0x80, base)
-            write(0x90, base + 0x1000)
-            write(0xa0, base + 0x2000)
-            write(0x44, 1)
-        }
-        write(0x70, 15)
+        transport.bringUp(bothReady: true)
         return (console, transport)
     }
 
