@@ -59,6 +59,22 @@ enum RawState {
         guard bytes.count == MemoryLayout<T>.size else { throw .badSavedState(what: what, size: bytes.count, expected: MemoryLayout<T>.size) }
         return bytes.withUnsafeBytes { $0.loadUnaligned(as: T.self) }
     }
+
+    /// The bytes of a `T` a GET ioctl fills in.
+    static func get<T>(_ type: T.Type, _ fd: FileDescriptor, _ request: UInt, _ name: String) throws(KVMError) -> [UInt8] {
+        let size = MemoryLayout<T>.size
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: MemoryLayout<T>.alignment)
+        defer { raw.deallocate() }
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        try Ioctl.call(fd, request, name, raw)
+        return Array(UnsafeRawBufferPointer(start: raw, count: size))
+    }
+
+    /// Hands saved bytes to a SET ioctl that takes a `T`, once they have a `T`'s size.
+    static func set<T>(_ type: T.Type, _ bytes: [UInt8], _ what: String, _ fd: FileDescriptor, _ request: UInt, _ name: String) throws(KVMError) {
+        var value = try Self.value(T.self, from: bytes, what)
+        try Ioctl.call(fd, request, name, &value)
+    }
 }
 
 extension Hypervisor {
@@ -86,29 +102,17 @@ extension VirtualCPU {
     /// Reads the vCPU's state. Call it only while no thread is in `run()`, after a run
     /// with immediate exit has completed any port or MMIO access in flight.
     public func saveState(msrIndices: [UInt32]) throws(KVMError) -> VCPUSavedState {
-        var registers = kvm_regs()
-        try Ioctl.call(fd, CKVM_GET_REGS, "KVM_GET_REGS", &registers)
-        var special = kvm_sregs()
-        try Ioctl.call(fd, CKVM_GET_SREGS, "KVM_GET_SREGS", &special)
-        var extended = kvm_xsave()
-        try Ioctl.call(fd, CKVM_GET_XSAVE, "KVM_GET_XSAVE", &extended)
-        var controls = kvm_xcrs()
-        try Ioctl.call(fd, CKVM_GET_XCRS, "KVM_GET_XCRS", &controls)
-        var debug = kvm_debugregs()
-        try Ioctl.call(fd, CKVM_GET_DEBUGREGS, "KVM_GET_DEBUGREGS", &debug)
-        var apic = kvm_lapic_state()
-        try Ioctl.call(fd, CKVM_GET_LAPIC, "KVM_GET_LAPIC", &apic)
-        var events = kvm_vcpu_events()
-        try Ioctl.call(fd, CKVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS", &events)
-        var multiprocessing = kvm_mp_state()
-        try Ioctl.call(fd, CKVM_GET_MP_STATE, "KVM_GET_MP_STATE", &multiprocessing)
         let cpuid = KVMList<kvm_cpuid_entry2>(capacity: 512)
         try Ioctl.call(fd, CKVM_GET_CPUID2, "KVM_GET_CPUID2", cpuid.raw)
         return VCPUSavedState(
-            registers: RawState.bytes(of: registers), specialRegisters: RawState.bytes(of: special),
-            extendedState: RawState.bytes(of: extended), extendedControlRegisters: RawState.bytes(of: controls),
-            debugRegisters: RawState.bytes(of: debug), localAPIC: RawState.bytes(of: apic), events: RawState.bytes(of: events),
-            multiprocessingState: RawState.bytes(of: multiprocessing),
+            registers: try RawState.get(kvm_regs.self, fd, CKVM_GET_REGS, "KVM_GET_REGS"),
+            specialRegisters: try RawState.get(kvm_sregs.self, fd, CKVM_GET_SREGS, "KVM_GET_SREGS"),
+            extendedState: try RawState.get(kvm_xsave.self, fd, CKVM_GET_XSAVE, "KVM_GET_XSAVE"),
+            extendedControlRegisters: try RawState.get(kvm_xcrs.self, fd, CKVM_GET_XCRS, "KVM_GET_XCRS"),
+            debugRegisters: try RawState.get(kvm_debugregs.self, fd, CKVM_GET_DEBUGREGS, "KVM_GET_DEBUGREGS"),
+            localAPIC: try RawState.get(kvm_lapic_state.self, fd, CKVM_GET_LAPIC, "KVM_GET_LAPIC"),
+            events: try RawState.get(kvm_vcpu_events.self, fd, CKVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS"),
+            multiprocessingState: try RawState.get(kvm_mp_state.self, fd, CKVM_GET_MP_STATE, "KVM_GET_MP_STATE"),
             cpuid: cpuid.entries.flatMap { RawState.bytes(of: $0) }, msrs: try readableMSRs(msrIndices))
     }
 
@@ -139,23 +143,15 @@ extension VirtualCPU {
         }
         let cpuid = KVMList(entries)
         try Ioctl.call(fd, CKVM_SET_CPUID2, "KVM_SET_CPUID2", cpuid.raw)
-        var multiprocessing = try RawState.value(kvm_mp_state.self, from: state.multiprocessingState, "MP state")
-        try Ioctl.call(fd, CKVM_SET_MP_STATE, "KVM_SET_MP_STATE", &multiprocessing)
-        var registers = try RawState.value(kvm_regs.self, from: state.registers, "registers")
-        try Ioctl.call(fd, CKVM_SET_REGS, "KVM_SET_REGS", &registers)
-        var special = try RawState.value(kvm_sregs.self, from: state.specialRegisters, "special registers")
-        try Ioctl.call(fd, CKVM_SET_SREGS, "KVM_SET_SREGS", &special)
-        var extended = try RawState.value(kvm_xsave.self, from: state.extendedState, "XSAVE area")
-        try Ioctl.call(fd, CKVM_SET_XSAVE, "KVM_SET_XSAVE", &extended)
-        var controls = try RawState.value(kvm_xcrs.self, from: state.extendedControlRegisters, "XCRs")
-        try Ioctl.call(fd, CKVM_SET_XCRS, "KVM_SET_XCRS", &controls)
-        var debug = try RawState.value(kvm_debugregs.self, from: state.debugRegisters, "debug registers")
-        try Ioctl.call(fd, CKVM_SET_DEBUGREGS, "KVM_SET_DEBUGREGS", &debug)
-        var apic = try RawState.value(kvm_lapic_state.self, from: state.localAPIC, "local APIC")
-        try Ioctl.call(fd, CKVM_SET_LAPIC, "KVM_SET_LAPIC", &apic)
+        try RawState.set(kvm_mp_state.self, state.multiprocessingState, "MP state", fd, CKVM_SET_MP_STATE, "KVM_SET_MP_STATE")
+        try RawState.set(kvm_regs.self, state.registers, "registers", fd, CKVM_SET_REGS, "KVM_SET_REGS")
+        try RawState.set(kvm_sregs.self, state.specialRegisters, "special registers", fd, CKVM_SET_SREGS, "KVM_SET_SREGS")
+        try RawState.set(kvm_xsave.self, state.extendedState, "XSAVE area", fd, CKVM_SET_XSAVE, "KVM_SET_XSAVE")
+        try RawState.set(kvm_xcrs.self, state.extendedControlRegisters, "XCRs", fd, CKVM_SET_XCRS, "KVM_SET_XCRS")
+        try RawState.set(kvm_debugregs.self, state.debugRegisters, "debug registers", fd, CKVM_SET_DEBUGREGS, "KVM_SET_DEBUGREGS")
+        try RawState.set(kvm_lapic_state.self, state.localAPIC, "local APIC", fd, CKVM_SET_LAPIC, "KVM_SET_LAPIC")
         try setMSRs(state.msrs)
-        var events = try RawState.value(kvm_vcpu_events.self, from: state.events, "vCPU events")
-        try Ioctl.call(fd, CKVM_SET_VCPU_EVENTS, "KVM_SET_VCPU_EVENTS", &events)
+        try RawState.set(kvm_vcpu_events.self, state.events, "vCPU events", fd, CKVM_SET_VCPU_EVENTS, "KVM_SET_VCPU_EVENTS")
     }
 
     /// Tells a paused guest's kvmclock that it was stopped on purpose, so that its
@@ -174,11 +170,8 @@ extension VirtualMachine {
             try Ioctl.call(fd, CKVM_GET_IRQCHIP, "KVM_GET_IRQCHIP", &chip)
             chips.append(RawState.bytes(of: chip))
         }
-        var timer = kvm_pit_state2()
-        try Ioctl.call(fd, CKVM_GET_PIT2, "KVM_GET_PIT2", &timer)
-        var clock = kvm_clock_data()
-        try Ioctl.call(fd, CKVM_GET_CLOCK, "KVM_GET_CLOCK", &clock)
-        return VMSavedState(interruptControllers: chips, timer: RawState.bytes(of: timer), clock: RawState.bytes(of: clock))
+        return VMSavedState(interruptControllers: chips, timer: try RawState.get(kvm_pit_state2.self, fd, CKVM_GET_PIT2, "KVM_GET_PIT2"),
+                            clock: try RawState.get(kvm_clock_data.self, fd, CKVM_GET_CLOCK, "KVM_GET_CLOCK"))
     }
 
     /// Puts back what `saveState` read; the irqchip and PIT must exist already.
@@ -191,8 +184,7 @@ extension VirtualMachine {
             guard chip.chip_id == UInt32(id) else { throw .badSavedState(what: "interrupt controller \(id)", size: Int(chip.chip_id), expected: id) }
             try Ioctl.call(fd, CKVM_SET_IRQCHIP, "KVM_SET_IRQCHIP", &chip)
         }
-        var timer = try RawState.value(kvm_pit_state2.self, from: state.timer, "PIT")
-        try Ioctl.call(fd, CKVM_SET_PIT2, "KVM_SET_PIT2", &timer)
+        try RawState.set(kvm_pit_state2.self, state.timer, "PIT", fd, CKVM_SET_PIT2, "KVM_SET_PIT2")
         var clock = try RawState.value(kvm_clock_data.self, from: state.clock, "kvmclock")
         // Only the clock value is restored: the flags KVM reported describe the old host's TSC.
         clock.flags = 0
