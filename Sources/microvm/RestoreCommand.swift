@@ -8,8 +8,8 @@ struct RestoreCommand: ParsableCommand {
         commandName: "restore",
         abstract: "Start a VM from a snapshot, where it was when the snapshot was taken.",
         discussion: """
-            Reads PATH and guest memory from PATH.mem, mapped copy-on-write: VMs restored from one snapshot
-            share the pages none of them changed. The disks and shared directories must be where they were;
+            Reads PATH and guest memory from PATH.mem, mapped copy-on-write: VMs restored from one snapshot \
+            share the pages none of them changed. The disks and shared directories must be where they were; \
             a disk that changed since is refused.
             """
     )
@@ -17,20 +17,7 @@ struct RestoreCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The snapshot written by `microvm ctl SOCKET snapshot PATH`.", valueName: "path"))
     var snapshot: String
 
-    @Option(help: ArgumentHelp("Serve the console on this Unix socket (for `microvm attach`) instead of the terminal.", valueName: "path"))
-    var consoleSocket: String?
-
-    @Option(help: ArgumentHelp("Also write the guest's console output to this file.", valueName: "path"))
-    var consoleLog: String?
-
-    @Option(help: ArgumentHelp("Answer control requests on this Unix socket; see `microvm ctl`.", valueName: "path"))
-    var apiSocket: String?
-
-    @Flag(help: "Print nothing of microvm's own unless something fails.")
-    var quiet = false
-
-    @Flag(help: "Run without the seccomp system-call allow-lists on the VM's threads.")
-    var noSeccomp = false
+    @OptionGroup var session: SessionOptions
 
     @Flag(help: ArgumentHelp("On exit, print timestamps as JSON on stderr: from main to VM restored, first KVM_RUN, first console byte, and exit."))
     var bootTimer = false
@@ -39,11 +26,12 @@ struct RestoreCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let events = BootEvents(marker: nil, onFirstOutput: nil)
         do {
-            let options = MicroVM.RestoreOptions(consoleSocket: consoleSocket, consoleLog: consoleLog, seccomp: !noSeccomp,
-                                                 controlSocket: apiSocket)
+            let options = MicroVM.RestoreOptions(consoleSocket: session.consoleSocket, consoleLog: session.consoleLog,
+                                                 seccomp: !session.noSeccomp, controlSocket: session.apiSocket)
+            // Before the restore: a share's open files are opened again while the VM is built.
+            RunCommand.raiseOpenFileLimit()
             let vm = try MicroVM.restore(from: snapshot, options: options, events: events)
-            if vm.configuration.shares.count > 0 { RunCommand.raiseOpenFileLimit() }
-            if let consoleSocket, !quiet { report("console on \(consoleSocket); attach with: microvm attach \(consoleSocket)") }
+            session.announceConsole()
             let exit = vm.run()
             if let message = exit.message { report(message) }
             if bootTimer { report("boot-timer: \(events.json)") }

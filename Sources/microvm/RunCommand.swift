@@ -31,11 +31,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Console device: serial (ttyS0) or virtio (hvc0).", valueName: "serial|virtio"))
     var console: VMConfiguration.ConsoleDevice = .serial
 
-    @Option(help: ArgumentHelp("Serve the console on this Unix socket (for `microvm attach`) instead of the terminal.", valueName: "path"))
-    var consoleSocket: String?
-
-    @Option(help: ArgumentHelp("Also write the guest's console output to this file.", valueName: "path"))
-    var consoleLog: String?
+    @OptionGroup var session: SessionOptions
 
     @Option(help: ArgumentHelp("Attach a raw disk image as the next virtio-blk disk (/dev/vda, /dev/vdb, …); ,ro attaches it read-only. Repeatable.", valueName: "path[,ro]"))
     var disk: [String] = []
@@ -48,15 +44,6 @@ struct RunCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Share a host directory over virtio-9p; the guest's /init mounts it at /mnt/TAG (TAG defaults to the directory's name). ,ro shares it read-only. Repeatable.", valueName: "dir[:tag][,ro]"))
     var share: [String] = []
-
-    @Option(help: ArgumentHelp("Answer control requests (pause, resume, snapshot, stop, status) on this Unix socket; see `microvm ctl`.", valueName: "path"))
-    var apiSocket: String?
-
-    @Flag(help: "Print nothing of microvm's own unless something fails.")
-    var quiet = false
-
-    @Flag(help: "Run without the seccomp system-call allow-lists on the VM's threads.")
-    var noSeccomp = false
 
     @Flag(help: .hidden)
     var seccompSelftest = false
@@ -98,7 +85,7 @@ struct RunCommand: ParsableCommand {
             let guest = try DefaultGuest.locate()
             kernelPath = guest.kernel
             initrdPath = initrdPath ?? guest.initrd
-            if !quiet { report("booting the default guest: \(guest.kernel) with \(guest.initrd)") }
+            if !session.quiet { report("booting the default guest: \(guest.kernel) with \(guest.initrd)") }
         }
         var disks = disk.map(Self.parseDisk)
         var shares = try share.map(Self.parseShare)
@@ -107,7 +94,7 @@ struct RunCommand: ParsableCommand {
             if rootfsMode == .share, RootFilesystem.isDirectory(root.path) {
                 shares.append(VMConfiguration.Share(path: root.path, tag: VMConfiguration.Share.rootTag, readOnly: root.readOnly))
             } else {
-                let image = try RootFilesystem.image(for: root.path) { line in if !quiet { report(line) } }
+                let image = try RootFilesystem.image(for: root.path) { line in if !session.quiet { report(line) } }
                 disks.insert(VMConfiguration.Disk(path: image, readOnly: root.readOnly), at: 0)
             }
         }
@@ -119,17 +106,17 @@ struct RunCommand: ParsableCommand {
             memorySize: memorySize,
             vcpuCount: cpus,
             console: console,
-            consoleSocket: consoleSocket,
-            consoleLog: consoleLog,
+            consoleSocket: session.consoleSocket,
+            consoleLog: session.consoleLog,
             disks: disks,
             rootOnFirstDisk: rootfs != nil && disks.count > disk.count,
             shares: shares,
             command: command.isEmpty ? nil : command,
-            seccomp: !noSeccomp,
-            controlSocket: apiSocket
+            seccomp: !session.noSeccomp,
+            controlSocket: session.apiSocket
         )
         let vm = try MicroVM(configuration, events: events)
-        if let consoleSocket, !quiet { report("console on \(consoleSocket); attach with: microvm attach \(consoleSocket)") }
+        session.announceConsole()
         return vm.run()
     }
 }
