@@ -60,6 +60,9 @@ public final class MicroVM: @unchecked Sendable {
         }
 
         hypervisor = try Hypervisor()
+        if let restoring, VMSnapshot.hostFingerprint(try hypervisor.supportedCPUID()) != restoring.snapshot.hostCPU {
+            throw SnapshotError.otherHost
+        }
         let maximum = hypervisor.maximumVCPUs
         guard (1...maximum).contains(configuration.vcpuCount) else {
             throw ConfigurationError.vcpuCount(requested: configuration.vcpuCount, maximum: maximum)
