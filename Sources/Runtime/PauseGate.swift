@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Where vCPU threads wait while the VM is paused. `pause()` closes the gate; each vCPU,
 /// once out of the guest with no port or MMIO access left half done, parks in `park`
@@ -7,7 +8,9 @@ import Glibc
 final class PauseGate: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var closed = false
+    /// Read on every vCPU exit, so without the lock; changed under it, so that a parked
+    /// thread cannot miss the change before it waits.
+    private let closed = Atomic<Bool>(false)
     private var released = false
     private var parked = 0
 
@@ -23,15 +26,15 @@ final class PauseGate: @unchecked Sendable {
         condition.deallocate()
     }
 
-    var isClosed: Bool { locked { closed } }
+    var isClosed: Bool { closed.load(ordering: .acquiring) }
 
     func close() {
-        locked { closed = true }
+        locked { closed.store(true, ordering: .releasing) }
     }
 
     func open() {
         locked {
-            closed = false
+            closed.store(false, ordering: .releasing)
             pthread_cond_broadcast(condition)
         }
     }
@@ -47,10 +50,10 @@ final class PauseGate: @unchecked Sendable {
     /// Called by a vCPU thread that is out of the guest: waits while the gate is closed.
     func park() {
         locked {
-            guard closed && !released else { return }
+            guard isClosed && !released else { return }
             parked += 1
             pthread_cond_broadcast(condition)
-            while closed && !released { pthread_cond_wait(condition, mutex) }
+            while isClosed && !released { pthread_cond_wait(condition, mutex) }
             parked -= 1
         }
     }
