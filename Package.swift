@@ -26,12 +26,13 @@ let package = Package(
         .target(name: "Boot", dependencies: ["Memory"]),
         .target(name: "Arch", dependencies: ["Memory", "Boot", "X86"]),
         .target(name: "Devices", dependencies: ["Memory", "CLinux"]),
+        .target(name: "ACPI", dependencies: ["Memory"]),
         .target(
             name: "Runtime",
-            dependencies: ["KVM", "Memory", "X86", "Boot", "Arch", "Devices", "CLinux", "CSeccomp",
+            dependencies: ["KVM", "Memory", "X86", "Boot", "Arch", "ACPI", "Devices", "CLinux", "CSeccomp",
                            .product(name: "SystemPackage", package: "swift-system")]
         ),
-        .target(name: "VMM", dependencies: ["Runtime", "KVM", "Memory", "X86", "Boot", "Arch", "Devices"]),
+        .target(name: "VMM", dependencies: ["Runtime", "KVM", "Memory", "X86", "Boot", "Arch", "ACPI", "Devices"]),
         .executableTarget(
             name: "microvm",
             dependencies: [
@@ -42,7 +43,7 @@ let package = Package(
         // Runs VM cycles alone in a process of its own, so that the leak and stop tests
         // measure nothing but the VMs they start.
         .executableTarget(name: "vmm-probe", dependencies: ["VMM"], path: "Tests/Probe"),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "Runtime", "KVM", "Memory", "X86", "Boot", "Arch", "Devices", "CLinux"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "Runtime", "KVM", "Memory", "X86", "Boot", "Arch", "ACPI", "Devices", "CLinux"]),
         .testTarget(name: "IntegrationTests", dependencies: ["VMM", "Runtime", "CLinux"]),
     ]
 )

@@ -3,6 +3,7 @@ import Memory
 /// The zero page (`struct boot_params`) a 64-bit boot protocol kernel reads at entry.
 public struct BootParams: Sendable {
     enum Offset {
+        static let acpiRSDPAddress = 0x070
         static let extRamdiskImage = 0x0c0
         static let extRamdiskSize = 0x0c4
         static let extCommandLinePointer = 0x0c8
@@ -42,6 +43,11 @@ public struct BootParams: Sendable {
         set(UInt32(truncatingIfNeeded: address.rawValue >> 32), at: Offset.extRamdiskImage)
         set(UInt32(truncatingIfNeeded: size), at: SetupHeader.Offset.ramdiskSize)
         set(UInt32(truncatingIfNeeded: size >> 32), at: Offset.extRamdiskSize)
+    }
+
+    /// Where the ACPI RSDP is, so that the kernel need not scan the BIOS area for it.
+    public mutating func setACPIRootPointer(_ address: GuestAddress) {
+        set(address.rawValue, at: Offset.acpiRSDPAddress)
     }
 
     public mutating func setE820(_ entries: [E820Entry]) {

@@ -4,8 +4,9 @@ import Memory
 /// structures its entry path reads (zero page or PVH start info).
 public enum KernelLoader {
     /// Loads `kernel` (bzImage or ELF, told apart by content) and returns how to enter it.
+    /// `rsdp` is where the ACPI tables start, when the VM has them.
     public static func load(kernel kernelPath: String, initrd initrdPath: String?, commandLine: KernelCommandLine,
-                            into memory: GuestMemory) throws(BootError) -> LoadedKernel.Entry {
+                            rsdp: GuestAddress? = nil, into memory: GuestMemory) throws(BootError) -> LoadedKernel.Entry {
         let image = try ImageFile.read(kernelPath)
         let kernel = ELFLoader.matches(image)
             ? try ELFLoader.load(image, file: kernelPath, into: memory)
@@ -38,9 +39,10 @@ public enum KernelLoader {
                 params.setCommandLine(at: MemoryMap.commandLine)
                 if let initrd { params.setInitrd(at: initrd.address, size: initrd.size) }
                 params.setE820(e820)
+                if let rsdp { params.setACPIRootPointer(rsdp) }
                 try memory.write(params.bytes, at: MemoryMap.zeroPage)
             case .pvh:
-                let info = PVHStartInfo(commandLine: MemoryMap.commandLine, initrd: initrd, memoryMap: e820)
+                let info = PVHStartInfo(commandLine: MemoryMap.commandLine, initrd: initrd, memoryMap: e820, rsdp: rsdp)
                 try memory.write(info.bytes(at: MemoryMap.pvhStartInfo), at: MemoryMap.pvhStartInfo)
             }
         } catch {

@@ -13,11 +13,15 @@ public struct PVHStartInfo: Sendable {
     public var commandLine: GuestAddress?
     public var initrd: (address: GuestAddress, size: UInt64)?
     public var memoryMap: [E820Entry]
+    /// The ACPI RSDP, when the VM has ACPI tables.
+    public var rsdp: GuestAddress?
 
-    public init(commandLine: GuestAddress?, initrd: (address: GuestAddress, size: UInt64)?, memoryMap: [E820Entry]) {
+    public init(commandLine: GuestAddress?, initrd: (address: GuestAddress, size: UInt64)?, memoryMap: [E820Entry],
+                rsdp: GuestAddress? = nil) {
         self.commandLine = commandLine
         self.initrd = initrd
         self.memoryMap = memoryMap
+        self.rsdp = rsdp
     }
 
     /// The structure as it lies in guest memory when placed at `base`.
@@ -33,6 +37,7 @@ public struct PVHStartInfo: Sendable {
             put(initrd.size, Self.moduleListOffset + 8)
         }
         put(commandLine?.rawValue ?? 0, 24)
+        put(rsdp?.rawValue ?? 0, 32)
         put(base.rawValue + UInt64(Self.memoryMapOffset), 40)
         put(UInt32(memoryMap.count), 48)
         for (index, entry) in memoryMap.enumerated() {

@@ -10,4 +10,9 @@ extension Array where Element == UInt8 {
     package mutating func storeLittleEndian<T: FixedWidthInteger>(_ value: T, at offset: Int) {
         Swift.withUnsafeBytes(of: value.littleEndian) { replaceSubrange(offset..<(offset + $0.count), with: $0) }
     }
+
+    /// Appends `value`'s bytes, least significant first.
+    package mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
+        Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
+    }
 }

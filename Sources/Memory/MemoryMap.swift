@@ -7,6 +7,8 @@ public enum MemoryMap {
     public static let bootStackPointer: GuestAddress = 0x8ff0
     public static let pageTables: GuestAddress = 0x9000
     public static let mpTable: GuestAddress = 0x9fc00
+    /// The ACPI tables, RSDP first: the BIOS area a kernel without EFI scans for it.
+    public static let acpiTables: GuestAddress = 0xe0000
     /// From the MP table to the end of the BIOS area: reserved in the e820 map.
     public static let reservedLow: ClosedRange<UInt64> = 0x9fc00...0xfffff
     public static let commandLine: GuestAddress = 0x20000

@@ -54,7 +54,7 @@ extension MicroVM {
             vcpuCount: snapshot.vcpuCount, console: snapshot.console, consoleSocket: options.consoleSocket,
             consoleOutput: options.consoleOutput, consoleLog: options.consoleLog, consoleInput: options.consoleInput,
             disks: snapshot.disks.map { VMConfiguration.Disk(path: $0.path, readOnly: $0.readOnly) }, shares: snapshot.shares,
-            seccomp: options.seccomp, controlSocket: options.controlSocket)
+            seccomp: options.seccomp, controlSocket: options.controlSocket, acpi: snapshot.acpi)
         return try MicroVM(configuration, profile: profile, events: events, restoring: (snapshot, memory))
     }
 
@@ -165,7 +165,7 @@ extension MicroVM {
             }
             state = VMSnapshot(
                 memorySize: configuration.memorySize, vcpuCount: cpus.count, console: configuration.console, disks: disks,
-                shares: configuration.shares, kernel: configuration.kernel, commandLine: configuration.commandLine.text,
+                shares: configuration.shares, acpi: configuration.acpi, kernel: configuration.kernel, commandLine: configuration.commandLine.text,
                 hostCPU: VMSnapshot.hostFingerprint(try hypervisor.supportedCPUID()),
                 memoryFile: Self.baseName(memoryPath), vm: try vm.saveState(), cpus: cpuStates,
                 devices: devices.map { device in

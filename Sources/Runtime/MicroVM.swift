@@ -1,3 +1,4 @@
+import ACPI
 import Arch
 import Boot
 import Devices
@@ -101,6 +102,11 @@ public final class MicroVM: @unchecked Sendable {
             control.stop(reported.value.map(VMExit.commandExited) ?? .reset)
         }
         try ioBus.insert(i8042, base: I8042.basePort, size: I8042.portCount)
+        if configuration.acpi {
+            let power = PowerRegisters(onPowerOff: { control.stop(reported.value.map(VMExit.commandExited) ?? .powerOff) },
+                                       onReset: { control.stop(reported.value.map(VMExit.commandExited) ?? .reset) })
+            try ioBus.insert(power, base: PowerRegisters.basePort, size: PowerRegisters.portCount)
+        }
 
         // Fixed order: the console, then the disks (vda, vdb, …), then the shares.
         let slots = VirtioSlots(bus: mmioBus, memory: memory, interrupt: interruptLine) { Self.report($0) }
@@ -127,7 +133,8 @@ public final class MicroVM: @unchecked Sendable {
         }
 
         var commandLine = configuration.commandLine
-        commandLine.insertKernelParameters(profile.kernelParameters + slots.kernelParameters
+        let acpi = configuration.acpi ? ACPITables(Self.platform(configuration, slots: slots)) : nil
+        commandLine.insertKernelParameters(profile.kernelParameters + (acpi == nil ? slots.kernelParameters : [])
             + (configuration.controlSocket != nil ? profile.snapshotKernelParameters : []))
         if configuration.rootOnFirstDisk, let root = configuration.disks.first {
             commandLine.insertKernelParameters(["microvm.root=/dev/vda"] + (root.readOnly ? ["microvm.rootro=1"] : []))
@@ -144,9 +151,11 @@ public final class MicroVM: @unchecked Sendable {
         }
 
         let entry = try KernelLoader.load(kernel: configuration.kernel, initrd: configuration.initrd,
-                                          commandLine: commandLine, into: memory)
+                                          commandLine: commandLine, rsdp: acpi.map { GuestAddress($0.rsdpAddress) }, into: memory)
         try BootCPUState.writeTables(for: entry, into: memory)
+        // Kept beside ACPI: a kernel built without ACPI still finds its CPUs here.
         try memory.write(MPTable.bytes(cpus: configuration.vcpuCount), at: MemoryMap.mpTable)
+        if let acpi { try memory.write(acpi.image, at: MemoryMap.acpiTables) }
         let supported = try hypervisor.supportedCPUID()
         var cpus: [VirtualCPU] = []
         for id in 0..<UInt32(configuration.vcpuCount) {
@@ -164,6 +173,19 @@ public final class MicroVM: @unchecked Sendable {
         }
         self.cpus = cpus
         events.built()
+    }
+
+    /// What the ACPI tables describe: the devices just put on the buses.
+    static func platform(_ configuration: VMConfiguration, slots: VirtioSlots) -> ACPIPlatform {
+        let power = ACPIPlatform.PowerRegisters(
+            sleepControl: UInt16(PowerRegisters.basePort + PowerRegisters.sleepControlOffset),
+            sleepStatus: UInt16(PowerRegisters.basePort + PowerRegisters.sleepStatusOffset),
+            reset: UInt16(PowerRegisters.basePort + PowerRegisters.resetOffset),
+            resetValue: PowerRegisters.resetValue, softOffSleepType: PowerRegisters.softOffSleepType)
+        return ACPIPlatform(cpus: configuration.vcpuCount, localAPICAddress: UInt32(MemoryMap.lapic.rawValue),
+                            ioAPICAddress: UInt32(MemoryMap.ioapic.rawValue),
+                            serial: .init(port: UInt16(Serial16550.com1Port), irq: UInt8(Serial16550.com1IRQ)),
+                            virtioDevices: slots.acpiDevices, power: power)
     }
 
     /// Tags name shares on the kernel command line and in /mnt: one word each, unique, and

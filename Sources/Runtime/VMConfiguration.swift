@@ -37,6 +37,11 @@ public struct VMConfiguration: Sendable {
     public var seccomp: Bool
     /// Answer control requests (pause, resume, snapshot, stop, status) on this Unix socket.
     public var controlSocket: String?
+    /// Describe the machine in ACPI tables (CPUs, interrupt controllers, COM1, the virtio
+    /// devices, power-off and reset registers). Without them the kernel finds its CPUs in
+    /// the MP table and the virtio devices on its command line (`virtio_mmio.device=`),
+    /// which a kernel built without ACPI needs.
+    public var acpi: Bool
 
     public struct Disk: Equatable, Sendable {
         public var path: String
@@ -73,14 +78,15 @@ public struct VMConfiguration: Sendable {
 
     public static let defaultMemorySize: UInt64 = 256 << 20
     public static let minimumMemorySize: UInt64 = 2 << 20
-    /// The command line used when none is given: the console, reboot through the
-    /// i8042 (which ends microvm), and reboot at once on panic. With virtio, early
-    /// messages go to the UART until hvc0 takes over. The host profile's parameters
-    /// are added to this or any other command line when the VM is built.
+    /// The command line used when none is given: the console, and reboot at once on panic.
+    /// A reboot ends microvm through the ACPI reset register, or through the i8042 where
+    /// the kernel has no ACPI (Linux tries both). With virtio, early messages go to the
+    /// UART until hvc0 takes over. The host profile's parameters are added to this or
+    /// any other command line when the VM is built.
     public static func defaultCommandLine(console: ConsoleDevice = .serial) -> String {
         switch console {
-        case .serial: return "console=ttyS0 reboot=k panic=-1"
-        case .virtio: return "earlycon=uart8250,io,0x3f8 console=hvc0 reboot=k panic=-1"
+        case .serial: return "console=ttyS0 panic=-1"
+        case .virtio: return "earlycon=uart8250,io,0x3f8 console=hvc0 panic=-1"
         }
     }
 
@@ -88,7 +94,7 @@ public struct VMConfiguration: Sendable {
                 memorySize: UInt64 = defaultMemorySize, vcpuCount: Int = 1, console: ConsoleDevice = .serial,
                 consoleSocket: String? = nil, consoleOutput: Int32 = STDOUT_FILENO, consoleLog: String? = nil,
                 consoleInput: Bool = true, disks: [Disk] = [], rootOnFirstDisk: Bool = false, shares: [Share] = [], command: [String]? = nil,
-                seccomp: Bool = false, controlSocket: String? = nil) {
+                seccomp: Bool = false, controlSocket: String? = nil, acpi: Bool = true) {
         self.kernel = kernel
         self.initrd = initrd
         self.commandLine = commandLine ?? KernelCommandLine(Self.defaultCommandLine(console: console))
@@ -105,5 +111,6 @@ public struct VMConfiguration: Sendable {
         self.command = command
         self.seccomp = seccomp
         self.controlSocket = controlSocket
+        self.acpi = acpi
     }
 }

@@ -1,3 +1,4 @@
+import ACPI
 import Devices
 import Memory
 
@@ -34,6 +35,11 @@ final class VirtioSlots {
         let transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: interrupt(irq), log: log)
         try bus.insert(transport, base: address.rawValue, size: VirtioMMIOTransport.size)
         slots.append(Slot(address: address, irq: irq, transport: transport))
+    }
+
+    /// The slots as the DSDT describes them.
+    var acpiDevices: [ACPIPlatform.VirtioMMIODevice] {
+        slots.map { .init(address: $0.address.rawValue, size: UInt32(MemoryMap.virtioMMIOSlotSize), gsi: $0.irq) }
     }
 
     /// One `virtio_mmio.device=` word per slot, for kernels that find devices on the command line.

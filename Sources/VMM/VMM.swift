@@ -1,4 +1,5 @@
 // The library's public face: one import for the layers a VMM user needs.
+@_exported import ACPI
 @_exported import Arch
 @_exported import Boot
 @_exported import Devices

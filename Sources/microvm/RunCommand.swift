@@ -45,6 +45,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Share a host directory over virtio-9p; the guest's /init mounts it at /mnt/TAG (TAG defaults to the directory's name). ,ro shares it read-only. Repeatable.", valueName: "dir[:tag][,ro]"))
     var share: [String] = []
 
+    @Flag(help: ArgumentHelp("No ACPI tables: the kernel finds its CPUs in the MP table and the virtio devices on its command line (virtio_mmio.device=). For kernels built without CONFIG_ACPI."))
+    var noACPI = false
+
     @Flag(help: .hidden)
     var seccompSelftest = false
 
@@ -113,7 +116,8 @@ struct RunCommand: ParsableCommand {
             shares: shares,
             command: command.isEmpty ? nil : command,
             seccomp: !session.noSeccomp,
-            controlSocket: session.apiSocket
+            controlSocket: session.apiSocket,
+            acpi: !noACPI
         )
         let vm = try MicroVM(configuration, events: events)
         session.announceConsole()

@@ -17,22 +17,30 @@ enum GuestImages {
     static let rootfsTree = cache.appendingPathComponent("rootfs/rootfs").path
     static let rootfsImage = cache.appendingPathComponent("rootfs/rootfs.ext4").path
 
+    static let debianKernel = cache.appendingPathComponent("debian/vmlinuz").path
+    static let debianInitrd = cache.appendingPathComponent("debian/initrd.cpio").path
+
     static var haveTestGuest: Bool { [testGuestELF, testGuestBzImage].allSatisfy(FileManager.default.fileExists) }
     static var haveLinux: Bool { [linuxBzImage, linuxELF, initrd].allSatisfy(FileManager.default.fileExists) }
 
     static var haveRootfs: Bool { haveLinux && [rootfsTree, rootfsImage].allSatisfy(FileManager.default.fileExists) }
 
+    static var haveDebian: Bool { [debianKernel, debianInitrd].allSatisfy(FileManager.default.fileExists) }
+
+    static let missingDebian: Comment = "Debian's cloud kernel is not fetched (scripts/build-guest debian) or /dev/kvm is unavailable"
     static let missingRootfs: Comment = "the minimal Linux or the sample root file system is not built (scripts/build-guest linux initrd rootfs) or /dev/kvm is unavailable"
     static let missingTestGuest: Comment = "the test guest is not built (scripts/build-guest test) or /dev/kvm is unavailable"
     static let missingLinux: Comment = "the minimal Linux is not built (scripts/build-guest linux initrd) or /dev/kvm is unavailable"
 
-    /// What microvm adds to the command line on this host, as the guest sees it.
-    static let hostParameters: String = {
+    /// Whether guest kernels run on hardware virtualization (vmx/svm, not kvm_pvm's emulator).
+    static let hardwareVirtualization: Bool = {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         let hardware = cpuinfo.contains(" vmx") || cpuinfo.contains(" svm")
-        let pvm = FileManager.default.fileExists(atPath: "/sys/module/kvm_pvm")
-        return hardware && !pvm ? "" : " clearcpuid=xsave,cx16,smap,popcnt"
+        return hardware && !FileManager.default.fileExists(atPath: "/sys/module/kvm_pvm")
     }()
+
+    /// What microvm adds to the command line on this host, as the guest sees it.
+    static let hostParameters: String = hardwareVirtualization ? "" : " clearcpuid=xsave,cx16,smap,popcnt"
 }
 
 /// CRC-32 (IEEE), as the test guest prints it.

@@ -46,6 +46,9 @@ import Testing
         params.setCommandLine(at: 0x20000)
         params.setInitrd(at: GuestAddress(0x1_2345_6000), size: 0x2_0000_1000)
         params.setE820([E820Entry(start: 0, size: 0x9fc00, kind: .ram), E820Entry(start: 0x9fc00, size: 0x60400, kind: .reserved)])
+        #expect(params.value(UInt64.self, at: 0x070) == 0, "no RSDP until one is set")
+        params.setACPIRootPointer(0xe0000)
+        #expect(params.value(UInt64.self, at: 0x070) == 0xe0000)
         #expect(params.value(UInt32.self, at: 0x202) == 0x5372_6448)
         #expect(params.value(UInt8.self, at: 0x210) == 0xff)
         #expect(params.value(UInt32.self, at: 0x228) == 0x20000)
@@ -201,7 +204,7 @@ import Testing
 
     @Test func pvhStartInfoLayout() {
         let info = PVHStartInfo(commandLine: 0x20000, initrd: (GuestAddress(0x3000000), 0x1234),
-                                memoryMap: [E820Entry(start: 0, size: 0x9fc00, kind: .ram)])
+                                memoryMap: [E820Entry(start: 0, size: 0x9fc00, kind: .ram)], rsdp: 0xe0000)
         let bytes = info.bytes(at: 0x6000)
         func value<T: FixedWidthInteger>(_ type: T.Type, _ offset: Int) -> T { bytes.littleEndian(T.self, at: offset)! }
         #expect(value(UInt32.self, 0) == 0x336e_c578)
@@ -209,6 +212,7 @@ import Testing
         #expect(value(UInt32.self, 12) == 1)
         #expect(value(UInt64.self, 16) == 0x6040)
         #expect(value(UInt64.self, 24) == 0x20000)
+        #expect(value(UInt64.self, 32) == 0xe0000)
         #expect(value(UInt64.self, 40) == 0x6060)
         #expect(value(UInt32.self, 48) == 1)
         #expect(value(UInt64.self, 0x40) == 0x3000000)

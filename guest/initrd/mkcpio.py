@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Writes the test initrd as an uncompressed newc cpio archive.
 
-Usage: mkcpio.py BUSYBOX INIT OUTPUT
+Usage: mkcpio.py BUSYBOX INIT OUTPUT [MODULE.ko ...]
 
 The archive holds /init, /bin/busybox with a link for every applet it lists, the
-mount points /init uses and /dev/console. Written here rather than with cpio(1)
+mount points /init uses and /dev/console. Kernel modules, for a distribution kernel,
+go to /lib/modules with a file `order` that lists them in the order given, which /init
+loads them in. Written here rather than with cpio(1)
 so that no root privilege (for the device node) is needed and the bytes are the
 same on every build: owners are root, times are zero.
 """
+import os
 import subprocess
 import sys
 
@@ -26,9 +29,12 @@ def entry(out, inode, name, mode, data=b"", rdev=(0, 0)):
 
 def main():
     busybox, init, output = sys.argv[1:4]
+    modules = sys.argv[4:]
     listing = subprocess.run([busybox, "--list-full"], check=True, capture_output=True, text=True).stdout
     applets = sorted({line.strip() for line in listing.splitlines() if line.strip()})
     directories = ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "root"]
+    if modules:
+        directories += ["lib", "lib/modules"]
     with open(output, "wb") as out:
         inode = 1
         for directory in directories:
@@ -49,8 +55,16 @@ def main():
             target = "../" * depth + "bin/busybox"
             entry(out, inode, applet, S_IFLNK | 0o777, target.encode())
             inode += 1
+        for module in modules:
+            with open(module, "rb") as f:
+                entry(out, inode, "lib/modules/" + os.path.basename(module), S_IFREG | 0o644, f.read())
+            inode += 1
+        if modules:
+            order = "".join(os.path.basename(module) + "\n" for module in modules)
+            entry(out, inode, "lib/modules/order", S_IFREG | 0o644, order.encode())
+            inode += 1
         entry(out, 0, "TRAILER!!!", 0)
-    print(f"initrd: {len(applets)} busybox applets linked")
+    print(f"initrd: {len(applets)} busybox applets linked" + (f", {len(modules)} kernel modules" if modules else ""))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@
  * Command-line words that change what it does after the report:
  *   tg.int3  execute int3 with no IDT (an instruction KVM's emulator lacks; a triple fault elsewhere)
  *   tg.storm  a hostile guest: pseudo-random values (seed from the TSC, printed) to
- *            every I/O port but the i8042's command port and to every register of
+ *            every I/O port but the i8042's command port (the ACPI sleep control and
+ *            reset registers get values that neither power off nor reset) and to every register of
  *            the first four virtio-mmio slots, each then set up with rings of random bytes
  *   tg.seed=HEX  the storm's seed instead of the TSC (the printed one replays a storm)
  *   tg.txflood  after tg.virtio: one transmit chain of 16 buffers of 96 MiB each (an
@@ -30,6 +31,8 @@
  */
 
         .set COM1, 0x3f8
+        .set ACPI_SLEEP_CONTROL, 0x600          /* microvm's ACPI power registers */
+        .set ACPI_RESET, 0x602
         .set BOOT_PVH, 1
         .set BOOT_LINUX64, 2
         .set PVH_MAGIC, 0x336ec578
@@ -288,7 +291,13 @@ storm:
         je      2f
         call    random
         mov     %r12d, %edx
-        out     %al, (%dx)
+        cmp     $ACPI_SLEEP_CONTROL, %r12d
+        jne     3f
+        and     $0xdf, %al                      /* no SLP_EN: a sleep request ends the VM */
+3:      cmp     $ACPI_RESET, %r12d
+        jne     4f
+        or      $0x80, %al                      /* never the reset value (1) */
+4:      out     %al, (%dx)
         in      (%dx), %al
 2:      inc     %r12d
         cmp     $0x10000, %r12d

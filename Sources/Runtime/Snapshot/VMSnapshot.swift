@@ -21,6 +21,8 @@ struct VMSnapshot: Equatable {
     var console: VMConfiguration.ConsoleDevice
     var disks: [Disk]
     var shares: [VMConfiguration.Share]
+    /// Whether the VM has ACPI tables, and so the power registers they point at.
+    var acpi: Bool
     var kernel: String
     var commandLine: String
     var hostCPU: UInt64
@@ -56,6 +58,7 @@ struct VMSnapshot: Equatable {
             configuration.put(share.tag)
             configuration.put(share.readOnly)
         }
+        configuration.put(acpi)
         file.append("CONF", configuration.bytes)
         var host = StateWriter()
         host.put(hostCPU)
@@ -92,13 +95,14 @@ struct VMSnapshot: Equatable {
     }
 
     init(memorySize: UInt64, vcpuCount: Int, console: VMConfiguration.ConsoleDevice, disks: [Disk], shares: [VMConfiguration.Share],
-         kernel: String, commandLine: String, hostCPU: UInt64, memoryFile: String, vm: VMSavedState, cpus: [VCPUSavedState],
+         acpi: Bool, kernel: String, commandLine: String, hostCPU: UInt64, memoryFile: String, vm: VMSavedState, cpus: [VCPUSavedState],
          devices: [[UInt8]], exitStatus: Int32?) {
         self.memorySize = memorySize
         self.vcpuCount = vcpuCount
         self.console = console
         self.disks = disks
         self.shares = shares
+        self.acpi = acpi
         self.kernel = kernel
         self.commandLine = commandLine
         self.hostCPU = hostCPU
@@ -137,6 +141,7 @@ struct VMSnapshot: Equatable {
                                                     tag: try configuration.string("share tag", limit: 255),
                                                     readOnly: try configuration.bool("share read-only")))
             }
+            acpi = try configuration.bool("ACPI")
             try configuration.finish("configuration")
             var host = try Self.single(file, "HOST")
             hostCPU = try host.get(UInt64.self, "host CPU")
