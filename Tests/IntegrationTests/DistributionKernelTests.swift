@@ -3,7 +3,9 @@ import Testing
 
 /// Debian's cloud kernel, as `scripts/build-guest debian` fetches it: built without the MP
 /// table and command-line virtio devices, with its virtio drivers as modules that our
-/// /init loads. It finds its machine only through the ACPI tables.
+/// /init loads. It finds its machine only through the ACPI tables. Without hardware
+/// virtualization it stops with the emulation diagnosis after minutes of emulated boot
+/// (docs/acpi.md has the measurement), too long to repeat in every test run.
 @Suite(.enabled(if: KVMHost.isAvailable && GuestImages.haveDebian, GuestImages.missingDebian))
 struct DistributionKernelTests {
     /// Two CPUs from the MADT, the virtio console and disk from the DSDT once their modules
@@ -12,7 +14,7 @@ struct DistributionKernelTests {
                    "a stock kernel needs hardware virtualization (vmx/svm): kvm_pvm's emulator lacks instructions it uses"))
     func debianCloudKernelBootsWithACPIAndPowersOff() throws {
         let disk = FileManager.default.temporaryDirectory.appendingPathComponent("debian-\(UUID().uuidString.prefix(8)).img").path
-        FileManager.default.createFile(atPath: disk, contents: Data(repeating: 0x5a, count: 1 << 20))
+        #expect(FileManager.default.createFile(atPath: disk, contents: Data(repeating: 0x5a, count: 1 << 20)))
         defer { try? FileManager.default.removeItem(atPath: disk) }
         let script = "echo cpus=$(nproc); echo disk=$(cat /sys/block/vda/size); echo on-hvc0 > /dev/hvc0; poweroff -f"
         let result = try MicroVMProcess.run(["run", "--cpus", "2", "--console", "virtio", "--disk", disk,
@@ -22,16 +24,5 @@ struct DistributionKernelTests {
         #expect(result.lines.contains("disk=2048"))
         #expect(result.lines.contains("on-hvc0"))
         #expect(result.status == 0, "stderr: \(result.stderr)")
-    }
-
-    /// Under kvm_pvm the kernel reaches an instruction the emulator lacks: microvm stops
-    /// with the diagnosis (exit status 2) instead of hanging.
-    @Test(.enabled(if: !GuestImages.hardwareVirtualization, "this host has hardware virtualization: the kernel boots"))
-    func debianCloudKernelStopsWithTheEmulationDiagnosis() throws {
-        let result = try MicroVMProcess.run(["run", "--cpus", "2", "--kernel", GuestImages.debianKernel,
-                                             "--initrd", GuestImages.debianInitrd, "--", "true"], timeout: 400)
-        #expect(!result.terminatedBySignal)
-        #expect(result.status == 2, "stderr: \(result.stderr)")
-        #expect(result.stderr.contains("KVM internal error"), "stderr: \(result.stderr)")
     }
 }

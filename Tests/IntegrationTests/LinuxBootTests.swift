@@ -10,7 +10,7 @@ struct LinuxBootTests {
     @Test(arguments: [GuestImages.linuxBzImage, GuestImages.linuxELF])
     func minimalLinuxFindsItsMachineThroughACPIAndPowersOff(kernel: String) throws {
         let token = "token-\(UInt64.random(in: 0...UInt64.max))"
-        let script = "echo \(token); echo cpus=$(nproc); ls /sys/bus/acpi/devices; cat /proc/cmdline; head -n 1 /proc/consoles; "
+        let script = "echo \(token); echo cpus=$(nproc); ls -1 /sys/bus/acpi/devices; cat /proc/cmdline; head -n 1 /proc/consoles; "
             + "poweroff -f; echo still-running; exit 3"
         let result = try MicroVMProcess.run(["run", "--cpus", "2", "--console", "virtio", "--kernel", kernel,
                                              "--initrd", GuestImages.initrd, "--", "sh", "-c", script], timeout: 400)

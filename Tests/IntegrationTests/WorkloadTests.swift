@@ -34,7 +34,7 @@ struct WorkloadTests {
         try "from the host\n".write(toFile: tree + "/host-file.txt", atomically: true, encoding: .utf8)
         let result = try MicroVMProcess.run(["run", "--rootfs", tree, "--rootfs-mode", "ext4", "--",
                                              "sh", "-c", "cat /etc/os-release /host-file.txt; pwd; echo \"$HOME\"; echo written by the guest > /guest-file.txt; exit 7"],
-                                            timeout: 240)
+                                            timeout: 480)
         let image = try #require(result.stderr.split(separator: "\n").lazy.compactMap { line -> String? in
             guard let range = line.range(of: " in /") else { return nil }
             return String(line[line.index(before: range.upperBound)...]).trimmingCharacters(in: .whitespaces)
