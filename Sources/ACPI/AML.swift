@@ -108,9 +108,7 @@ public enum AML {
         }
 
         public func append(to aml: inout [UInt8]) {
-            var body = NameString.encode(path)
-            for term in terms { term.append(to: &body) }
-            aml.appendPackage(opcode: [0x10], body: body)
+            aml.appendNamedBlock(opcode: [0x10], path: path, terms: terms)
         }
     }
 
@@ -125,9 +123,7 @@ public enum AML {
         }
 
         public func append(to aml: inout [UInt8]) {
-            var body = NameString.encode(path)
-            for term in terms { term.append(to: &body) }
-            aml.appendPackage(opcode: [0x5b, 0x82], body: body)
+            aml.appendNamedBlock(opcode: [0x5b, 0x82], path: path, terms: terms)
         }
     }
 
@@ -145,10 +141,7 @@ public enum AML {
         }
 
         public func append(to aml: inout [UInt8]) {
-            var body = NameString.encode(path)
-            body.append(arguments)
-            for term in terms { term.append(to: &body) }
-            aml.appendPackage(opcode: [0x14], body: body)
+            aml.appendNamedBlock(opcode: [0x14], path: path, flags: [arguments], terms: terms)
         }
     }
 
@@ -199,6 +192,13 @@ enum NameString {
 }
 
 extension Array where Element == UInt8 {
+    /// `opcode PkgLength NameString flags TermList`: Scope, Device and Method.
+    mutating func appendNamedBlock(opcode: [UInt8], path: String, flags: [UInt8] = [], terms: [AMLTerm]) {
+        var body = NameString.encode(path) + flags
+        for term in terms { term.append(to: &body) }
+        appendPackage(opcode: opcode, body: body)
+    }
+
     /// `opcode PkgLength body`: PkgLength counts its own bytes, in 1 to 4 of them.
     mutating func appendPackage(opcode: [UInt8], body: [UInt8]) {
         self += opcode

@@ -38,6 +38,17 @@ import Testing
         #expect(NameString.encode("^A.B.C") == [0x5e, 0x2f, 3] + Array("A___B___C___".utf8))
     }
 
+    @Test func namedBlocksCarryTheirNameFlagsAndTerms() {
+        // Method (_STA, 0, NotSerialized) { Return (0x0F) }, as iasl compiles it.
+        #expect(AML.Method("_STA", [AML.Return(.integer(0x0f))]).aml
+            == [0x14, 0x09] + Array("_STA".utf8) + [0x00, 0xa4, 0x0a, 0x0f])
+        #expect(AML.Method("ADD", arguments: 2, []).aml == [0x14, 0x06] + Array("ADD_".utf8) + [0x02])
+        let name = AML.Name("_UID", .integer(1)).aml
+        #expect(name == [0x08] + Array("_UID".utf8) + [0x01])
+        #expect(AML.Device("COM1", [AML.Name("_UID", .integer(1))]).aml == [0x5b, 0x82, 0x0b] + Array("COM1".utf8) + name)
+        #expect(AML.Scope("\\_SB", []).aml == [0x10, 0x06, 0x5c] + Array("_SB_".utf8))
+    }
+
     @Test(arguments: [0, 1, 62, 63, 64, 4094, 4095, 4096, 1_048_570, 1_048_576])
     func packageLengthsCountThemselves(bodySize: Int) {
         var bytes: [UInt8] = []
