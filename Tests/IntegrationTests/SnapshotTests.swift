@@ -142,7 +142,7 @@ struct SnapshotTests {
             console.type("cat /tmp/marker /mnt/data/hello.txt; echo cpus-$(grep -c ^processor /proc/cpuinfo) disk-$(cat /sys/block/vda/size)")
         }
         for console in consoles {
-            #expect(console.wait(for: "disk-2048", timeout: 300), "\(console.transcript)")
+            #expect(console.wait(for: "disk-2048", timeout: 480), "\(console.transcript)")
             #expect(console.transcript.contains("snap-42"))
             #expect(console.transcript.contains("from the host"))
             #expect(console.transcript.contains("cpus-2 disk-2048"))

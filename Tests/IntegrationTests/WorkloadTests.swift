@@ -77,7 +77,7 @@ struct WorkloadTests {
     /// command killed by SIGKILL gives 137, as a shell reports it.
     @Test func argumentsArriveIntactAndASignalGives128PlusN() throws {
         let result = try MicroVMProcess.run(["run", "--", "sh", "-c", "printf '[%s]' \"$@\"; echo; kill -9 $$",
-                                             "sh", "a  b", "\"quoted\" 'too'", "$HOME", "", "x,y=z"], timeout: 240)
+                                             "sh", "a  b", "\"quoted\" 'too'", "$HOME", "", "x,y=z"], timeout: 600)
         #expect(result.status == 137, "stderr: \(result.stderr)\n\(result.stdout.suffix(2000))")
         #expect(result.lines.contains("[a  b][\"quoted\" 'too'][$HOME][][x,y=z]"), "\(result.stdout.suffix(1000))")
     }
