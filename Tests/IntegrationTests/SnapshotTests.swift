@@ -81,7 +81,10 @@ struct SnapshotTests {
         let snapshot = path("vm.snap")
 
         var answers: [String: String] = [:]
-        let booted = try MicroVMProcess.run(["run", "--cpus", "2", "--console-socket", path("console"), "--api-socket", path("api"),
+        // --no-acpi: with ACPI, one of the two restored guests twice stopped printing at the
+        // same byte of its answer (an open defect, see docs/snapshots.md); the MP-table
+        // machine this test was written for keeps its snapshot checks strict meanwhile.
+        let booted = try MicroVMProcess.run(["run", "--no-acpi", "--cpus", "2", "--console-socket", path("console"), "--api-socket", path("api"),
                                              "--disk", path("disk.img"), "--share", path("data") + ":data"], timeout: 900) { _, _ in
             guard let console = try? ConsoleClient(path: path("console")) else { return }
             guard console.wait(for: "/ # ", timeout: 600) else {
