@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <time.h>
+#include <linux/if_tun.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -14,6 +15,21 @@ int clinux_ioctl_ptr(int fd, unsigned long request, void *arg) {
     int result = ioctl(fd, request, arg);
     return result < 0 ? -errno : result;
 }
+
+int clinux_ioctl_value(int fd, unsigned long request, unsigned long value) {
+    int result = ioctl(fd, request, value);
+    return result < 0 ? -errno : result;
+}
+
+const unsigned long CLINUX_TUNSETIFF = TUNSETIFF;
+const unsigned long CLINUX_TUNSETOFFLOAD = TUNSETOFFLOAD;
+const unsigned long CLINUX_TUNSETVNETHDRSZ = TUNSETVNETHDRSZ;
+const int CLINUX_IFF_TAP = IFF_TAP;
+const int CLINUX_IFF_NO_PI = IFF_NO_PI;
+const int CLINUX_IFF_VNET_HDR = IFF_VNET_HDR;
+const int CLINUX_TUN_F_CSUM = TUN_F_CSUM;
+const int CLINUX_TUN_F_TSO4 = TUN_F_TSO4;
+const int CLINUX_TUN_F_TSO6 = TUN_F_TSO6;
 
 int clinux_timedjoin(pthread_t thread, int milliseconds) {
     struct timespec deadline;

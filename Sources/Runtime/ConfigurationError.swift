@@ -14,7 +14,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
         case .consoleLog(let path, let reason):
             return "cannot open the console log \(path): \(reason)"
         case .tooManyDevices(let requested, let capacity):
-            return "\(requested) virtio devices requested (disks, shares and the virtio console); microvm has \(capacity) slots"
+            return "\(requested) virtio devices requested (disks, shares, the network, virtio-rng and the virtio console); microvm has \(capacity) slots"
         case .badShareTag(let tag):
             return "the share tag '\(tag)' must be letters, digits, '-', '_' and '.' only"
         case .shareTagTooLong(let tag, let maximum):

@@ -25,17 +25,20 @@ final class EventLoop {
     private let deliver: ([UInt8]) -> Int
     private let resize: ((UInt16, UInt16) -> Void)?
     private let controlServer: ControlServer?
+    private let devices: DeviceIO
     private let answer: (Result<ControlRequest, JSONObject.ParseError>) -> JSONObject
 
     /// `deliver` hands bytes to the guest and returns how many it took; the rest wait
     /// here (and input is not read) until the guest makes room. `resize` gets the
     /// terminal size at start and on every SIGWINCH.
-    /// `answer` handles each request on `controlServer`, on this loop's thread.
+    /// `answer` handles each request on `controlServer`, on this loop's thread. `devices`
+    /// is the device work done here: network receive and timers.
     init(control: RunControl, input: Input, deliver: @escaping ([UInt8]) -> Int,
-         resize: ((UInt16, UInt16) -> Void)?, controlServer: ControlServer? = nil,
+         resize: ((UInt16, UInt16) -> Void)?, devices: DeviceIO, controlServer: ControlServer? = nil,
          answer: @escaping (Result<ControlRequest, JSONObject.ParseError>) -> JSONObject = { _ in JSONObject() }) throws(KVMError) {
         self.control = control
         self.controlServer = controlServer
+        self.devices = devices
         self.answer = answer
         self.input = input
         self.deliver = deliver
@@ -76,8 +79,13 @@ final class EventLoop {
                 descriptors.append(pollfd(fd: controlServer.listener, events: Int16(POLLIN), revents: 0))
                 for fd in controlServer.clients.keys { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             }
+            let controlEnd = descriptors.count
+            let (deviceDescriptors, deviceTimeout) = devices.pollSet()
+            descriptors += deviceDescriptors
             // While input waits for the guest to read, look again soon.
-            let ready = poll(&descriptors, nfds_t(descriptors.count), pending.isEmpty ? -1 : 10)
+            let inputTimeout: Int32 = pending.isEmpty ? -1 : 10
+            let timeout = inputTimeout < 0 ? deviceTimeout : deviceTimeout < 0 ? inputTimeout : min(inputTimeout, deviceTimeout)
+            let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
             if ready < 0 {
                 if errno == EINTR { continue }
                 control.stop(.vmmError("poll failed: \(String(cString: strerror(errno)))"))
@@ -87,8 +95,9 @@ final class EventLoop {
             for descriptor in descriptors[2..<inputCount] where descriptor.revents != 0 {
                 readInput(from: descriptor.fd)
             }
+            devices.serve(descriptors[controlEnd...])
             if let controlServer {
-                for descriptor in descriptors[inputCount...] where descriptor.revents != 0 && !control.isStopping {
+                for descriptor in descriptors[inputCount..<controlEnd] where descriptor.revents != 0 && !control.isStopping {
                     if descriptor.fd == controlServer.listener {
                         controlServer.accept()
                     } else {

@@ -54,7 +54,7 @@ extension MicroVM {
             vcpuCount: snapshot.vcpuCount, console: snapshot.console, consoleSocket: options.consoleSocket,
             consoleOutput: options.consoleOutput, consoleLog: options.consoleLog, consoleInput: options.consoleInput,
             disks: snapshot.disks.map { VMConfiguration.Disk(path: $0.path, readOnly: $0.readOnly) }, shares: snapshot.shares,
-            seccomp: options.seccomp, controlSocket: options.controlSocket, acpi: snapshot.acpi)
+            seccomp: options.seccomp, controlSocket: options.controlSocket, acpi: snapshot.acpi, entropy: snapshot.entropy)
         return try MicroVM(configuration, profile: profile, events: events, restoring: (snapshot, memory))
     }
 
@@ -151,6 +151,7 @@ extension MicroVM {
     /// and then renamed: a VM restored from an older snapshot at the same path keeps
     /// mapping the file it opened. Returns the state file's size.
     func snapshot(to path: String) throws(SnapshotError) -> Int {
+        guard configuration.network == nil, configuration.vsock == nil else { throw .networkDevice }
         let memoryPath = Self.memoryPath(for: path)
         let msrIndices: [UInt32]
         let state: VMSnapshot
@@ -165,7 +166,7 @@ extension MicroVM {
             }
             state = VMSnapshot(
                 memorySize: configuration.memorySize, vcpuCount: cpus.count, console: configuration.console, disks: disks,
-                shares: configuration.shares, acpi: configuration.acpi, kernel: configuration.kernel, commandLine: configuration.commandLine.text,
+                shares: configuration.shares, acpi: configuration.acpi, entropy: configuration.entropy, kernel: configuration.kernel, commandLine: configuration.commandLine.text,
                 hostCPU: VMSnapshot.hostFingerprint(try hypervisor.supportedCPUID()),
                 memoryFile: Self.baseName(memoryPath), vm: try vm.saveState(), cpus: cpuStates,
                 devices: devices.map { device in

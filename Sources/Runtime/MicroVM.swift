@@ -25,6 +25,9 @@ public final class MicroVM: @unchecked Sendable {
     let control: RunControl
     let socket: ConsoleSocketServer?
     let controlServer: ControlServer?
+    let deviceIO: DeviceIO
+    /// passt, when microvm started it for the network device.
+    private let passt: PasstProcess?
     private let events: BootEvents
     /// The status the guest's /init reported through the exit-status register.
     let reported = ReportedStatus()
@@ -51,6 +54,7 @@ public final class MicroVM: @unchecked Sendable {
         let output = try ConsoleOutput(fd: configuration.consoleOutput, socket: socket, logPath: configuration.consoleLog,
                                        abandon: { control.isStopping })
         let virtioDevices = configuration.disks.count + configuration.shares.count + (configuration.console == .virtio ? 1 : 0)
+            + (configuration.network != nil ? 1 : 0) + (configuration.entropy != nil ? 1 : 0) + (configuration.vsock != nil ? 1 : 0)
         guard virtioDevices <= VirtioSlots.capacity else {
             throw ConfigurationError.tooManyDevices(requested: virtioDevices, capacity: VirtioSlots.capacity)
         }
@@ -58,6 +62,29 @@ public final class MicroVM: @unchecked Sendable {
         try Self.checkTags(configuration.shares)
         let shares = try configuration.shares.map { share throws(SharedDirectory.Error) in
             (share.tag, try SharedDirectory(path: share.path, readOnly: share.readOnly))
+        }
+        let deviceIO = try DeviceIO()
+        self.deviceIO = deviceIO
+        let vsockListener = try configuration.vsock.map { path throws(UnixSocket.Error) in try UnixSocket.listen(at: path) }
+        let network: NetworkBackend?
+        switch configuration.network {
+        case nil:
+            network = nil
+            passt = nil
+        case .tap(let name):
+            network = try TapNetwork(name: name)
+            passt = nil
+        case .passt(let path):
+            let socket: Int32
+            if let path {
+                socket = try PasstProcess.connect(to: path)
+                passt = nil
+            } else {
+                let process = try PasstProcess()
+                socket = process.socket
+                passt = process
+            }
+            network = StreamNetwork(socket: socket, abandon: { control.isStopping })
         }
 
         hypervisor = try Hypervisor()
@@ -108,7 +135,7 @@ public final class MicroVM: @unchecked Sendable {
             try ioBus.insert(power, base: PowerRegisters.basePort, size: PowerRegisters.portCount)
         }
 
-        // Fixed order: the console, then the disks (vda, vdb, …), then the shares.
+        // Fixed order: the console, the disks (vda, vdb, …), the shares, the network, vsock, virtio-rng.
         let slots = VirtioSlots(bus: mmioBus, memory: memory, interrupt: interruptLine) { Self.report($0) }
         if configuration.console == .virtio {
             let console = VirtioConsole(output: write)
@@ -122,6 +149,22 @@ public final class MicroVM: @unchecked Sendable {
         }
         for (tag, directory) in shares {
             try slots.add(Virtio9P(directory: directory, tag: tag))
+        }
+        if let network {
+            let device = VirtioNet(backend: network, mac: configuration.networkMAC,
+                                   backendClosed: { Self.report("the network backend closed its connection; the guest's network is down") },
+                                   receiveReady: { deviceIO.wakeUp() })
+            try slots.add(device)
+            deviceIO.add(device)
+        }
+        if let path = configuration.vsock, let vsockListener {
+            let device = VirtioVsock(listener: vsockListener, connect: { port in UnixSocket.connectNonBlocking(to: "\(path)_\(port)") },
+                                     wake: { deviceIO.wakeUp() })
+            try slots.add(device)
+            deviceIO.add(device)
+        }
+        if let limit = configuration.entropy {
+            try slots.add(VirtioEntropy(limit: limit) { delay, refill in deviceIO.schedule(after: delay, refill) })
         }
         devices = [serial, i8042] + slots.slots.map(\.transport)
 
@@ -145,6 +188,9 @@ public final class MicroVM: @unchecked Sendable {
         }
         if let root = configuration.shares.first(where: { $0.tag == VMConfiguration.Share.rootTag }) {
             commandLine.insertKernelParameters(["microvm.root=9p:\(root.tag)"] + (root.readOnly ? ["microvm.rootro=1"] : []))
+        }
+        if configuration.network != nil {
+            commandLine.insertKernelParameters(["microvm.net=dhcp"])
         }
         if let command = configuration.command {
             commandLine.insertKernelParameters([GuestCommand.kernelParameter(command)])
@@ -231,11 +277,11 @@ public final class MicroVM: @unchecked Sendable {
         do {
             if let console = virtioConsole {
                 loop = try EventLoop(control: control, input: input, deliver: { console.receive($0) },
-                                     resize: { console.setSize(columns: $0, rows: $1) },
+                                     resize: { console.setSize(columns: $0, rows: $1) }, devices: deviceIO,
                                      controlServer: controlServer, answer: { [unowned self] in answer($0) })
             } else {
                 loop = try EventLoop(control: control, input: input, deliver: { [serial] in serial.receive($0) }, resize: nil,
-                                     controlServer: controlServer, answer: { [unowned self] in answer($0) })
+                                     devices: deviceIO, controlServer: controlServer, answer: { [unowned self] in answer($0) })
             }
         } catch {
             return .vmmError(error.description)
@@ -266,7 +312,8 @@ public final class MicroVM: @unchecked Sendable {
         }
         if configuration.seccomp {
             do {
-                try SeccompFilter.install(for: .eventLoop, control: controlServer != nil)
+                try SeccompFilter.install(for: .eventLoop, control: controlServer != nil, networking: configuration.network != nil,
+                                          vsock: configuration.vsock != nil)
             } catch {
                 control.stop(.vmmError(error.description))
             }
@@ -274,6 +321,7 @@ public final class MicroVM: @unchecked Sendable {
         loop.run()
         // A vCPU blocked in a console write when the first kick came is kicked again until it ends.
         for thread in threads { thread.join(every: 50) { control.kickAgain() } }
+        passt?.stop()
         events.exited()
         return control.exit ?? .vmmError("the VM stopped without a reason")
     }
@@ -284,12 +332,14 @@ public final class MicroVM: @unchecked Sendable {
         let events = self.events
         let seccomp = configuration.seccomp
         let sharing = !configuration.shares.isEmpty
+        let networking = configuration.network != nil
+        let vsock = configuration.vsock != nil
         return {
             var kick = sigset_t()
             sigemptyset(&kick)
             sigaddset(&kick, KickSignal.number)
             pthread_sigmask(SIG_UNBLOCK, &kick, nil)
-            if seccomp { try SeccompFilter.install(for: .vcpu, sharing: sharing) }
+            if seccomp { try SeccompFilter.install(for: .vcpu, sharing: sharing, networking: networking, vsock: vsock) }
             if cpu.id == 0 { events.firstRun() }
         }
     }

@@ -15,10 +15,11 @@ public enum SeccompFilter {
     /// integration scenarios), plus the allocator's and the runtime's needs. `ioctl` and
     /// `mprotect` are not here: they are allowed only with the arguments below. The event
     /// loop puts the kick signal's previous handler back when the run ends (rt_sigaction).
-    static func allowList(_ kind: ThreadKind, sharing: Bool = false, control: Bool = false) -> [String] {
+    static func allowList(_ kind: ThreadKind, sharing: Bool = false, control: Bool = false, networking: Bool = false,
+                          vsock: Bool = false) -> [String] {
         let common = ["futex", "mmap", "munmap", "madvise", "brk", "write", "sendto",
                       "rt_sigprocmask", "rt_sigreturn", "tgkill", "getpid", "gettid", "sched_yield",
-                      "clock_gettime", "exit", "exit_group"]
+                      "clock_gettime", "exit", "exit_group", "getrandom"]
         switch kind {
         case .vcpu:
             // Disk and 9p requests are served on the notifying vCPU's thread; glibc's
@@ -27,22 +28,29 @@ public enum SeccompFilter {
             let shares = ["openat2", "openat", "close", "fstat", "newfstatat", "statx", "fstatfs", "getdents64", "lseek",
                           "fsync", "ftruncate", "mkdirat", "unlinkat", "renameat", "renameat2", "symlinkat", "readlinkat",
                           "linkat", "mknodat", "fchownat", "fchmodat", "fchmodat2", "chmod", "utimensat", "fcntl"]
-            return common + disks + (sharing ? shares : [])
+            // Network frames go out on the notifying vCPU's thread: passt's socket or a tap.
+            let network = ["sendmsg", "writev"]
+            // A guest connecting to the host opens a Unix socket from the notifying vCPU.
+            let vsockCalls = ["socket", "connect", "fcntl", "close", "shutdown"]
+            return common + disks + (sharing ? shares : []) + (networking ? network : []) + (vsock ? vsockCalls : [])
         case .eventLoop:
             // A control socket's snapshot writes the state and memory files.
             let snapshots = ["openat", "fstat", "newfstatat", "statx", "ftruncate", "pwrite64", "fsync", "renameat",
                              "renameat2", "rename", "getcwd", "lseek"]
+            // The loop receives frames, and ends and reaps the passt it started.
+            let network = ["kill", "wait4"]
+            let vsockCalls = ["recvmsg", "shutdown"]
             return common + ["poll", "ppoll", "read", "recvfrom", "accept", "accept4", "fcntl", "close", "unlink", "rt_sigaction"]
-                + (control ? snapshots : [])
+                + (control ? snapshots : []) + (networking ? network : []) + (vsock ? vsockCalls : [])
         }
     }
 
     /// ioctl requests each kind of thread may issue. Both may set terminal attributes:
     /// that is how the terminal is put back, at the end of a run or from the SIGSYS handler.
-    static func ioctlRequests(_ kind: ThreadKind, control: Bool = false) -> [UInt] {
+    static func ioctlRequests(_ kind: ThreadKind, control: Bool = false, networking: Bool = false) -> [UInt] {
         let terminal = [CLINUX_TCGETS, CLINUX_TCSETS]
         switch kind {
-        case .vcpu: return KVMRequest.vcpuThread + terminal
+        case .vcpu: return KVMRequest.vcpuThread + terminal + (networking ? [CLINUX_TUNSETOFFLOAD] : [])
         case .eventLoop: return KVMRequest.eventLoop + terminal + [CLINUX_TIOCGWINSZ] + (control ? KVMRequest.snapshot : [])
         }
     }
@@ -56,17 +64,19 @@ public enum SeccompFilter {
     /// Restricts the calling thread (only it) to `kind`'s allow-list.
     /// `sharing`: the VM serves shared directories, whose requests a vCPU thread serves.
     /// `control`: the event loop answers a control socket, which may write snapshots.
-    public static func install(for kind: ThreadKind, sharing: Bool = false, control: Bool = false) throws(SeccompFilter.Error) {
+    /// `networking`: the VM has a network device. `vsock`: it has a vsock device.
+    public static func install(for kind: ThreadKind, sharing: Bool = false, control: Bool = false,
+                               networking: Bool = false, vsock: Bool = false) throws(SeccompFilter.Error) {
         installReporter()
         guard let context = seccomp_init(SCMP_ACT_TRAP) else { throw Error(call: "seccomp_init", result: -ENOMEM) }
         defer { seccomp_release(context) }
-        for name in allowList(kind, sharing: sharing, control: control) {
+        for name in allowList(kind, sharing: sharing, control: control, networking: networking, vsock: vsock) {
             let number = seccomp_syscall_resolve_name(name)
             guard number >= 0 else { continue }
             let result = seccomp_rule_add_array(context, SCMP_ACT_ALLOW, number, 0, nil)
             guard result == 0 else { throw Error(call: "seccomp_rule_add for \(name)", result: result) }
         }
-        for request in ioctlRequests(kind, control: control) {
+        for request in ioctlRequests(kind, control: control, networking: networking) {
             // The request is an unsigned long; compare the low 32 bits, where every request number lies.
             var argument = scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: UInt64(request))
             let result = seccomp_rule_add_array(context, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name("ioctl"), 1, &argument)

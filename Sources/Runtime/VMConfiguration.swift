@@ -1,4 +1,5 @@
 import Boot
+import Devices
 import Glibc
 
 /// Everything needed to build a VM, as the command line or a library user gives it.
@@ -42,6 +43,23 @@ public struct VMConfiguration: Sendable {
     /// the MP table and the virtio devices on its command line (`virtio_mmio.device=`),
     /// which a kernel built without ACPI needs.
     public var acpi: Bool
+    /// A virtio-net device and where its frames go; nil for none.
+    public var network: Network?
+    /// The network device's MAC address; nil for one derived from the VM's configuration
+    /// (the same on every run of the same VM, different for another tap or disk).
+    public var mac: [UInt8]?
+    /// A virtio-rng device with this rate limit; nil for none.
+    public var entropy: VirtioEntropy.RateLimit?
+    /// A virtio-vsock device (guest CID 3) whose host side listens at this Unix socket
+    /// path; a guest connecting to the host's port P reaches the socket `PATH_P`.
+    public var vsock: String?
+
+    public enum Network: Equatable, Sendable {
+        /// passt, started by microvm (socket nil) or listening at `socket`.
+        case passt(socket: String?)
+        /// An existing tap device.
+        case tap(name: String)
+    }
 
     public struct Disk: Equatable, Sendable {
         public var path: String
@@ -94,7 +112,8 @@ public struct VMConfiguration: Sendable {
                 memorySize: UInt64 = defaultMemorySize, vcpuCount: Int = 1, console: ConsoleDevice = .serial,
                 consoleSocket: String? = nil, consoleOutput: Int32 = STDOUT_FILENO, consoleLog: String? = nil,
                 consoleInput: Bool = true, disks: [Disk] = [], rootOnFirstDisk: Bool = false, shares: [Share] = [], command: [String]? = nil,
-                seccomp: Bool = false, controlSocket: String? = nil, acpi: Bool = true) {
+                seccomp: Bool = false, controlSocket: String? = nil, acpi: Bool = true, network: Network? = nil,
+                mac: [UInt8]? = nil, entropy: VirtioEntropy.RateLimit? = .standard, vsock: String? = nil) {
         self.kernel = kernel
         self.initrd = initrd
         self.commandLine = commandLine ?? KernelCommandLine(Self.defaultCommandLine(console: console))
@@ -112,5 +131,22 @@ public struct VMConfiguration: Sendable {
         self.seccomp = seccomp
         self.controlSocket = controlSocket
         self.acpi = acpi
+        self.network = network
+        self.mac = mac
+        self.entropy = entropy
+        self.vsock = vsock
+    }
+
+    /// The MAC address the network device gets: `mac`, or a locally administered unicast
+    /// address hashed (FNV-1a) from the backend and the disks, so that it stays the same
+    /// from run to run and differs between VMs on different taps or root disks.
+    public var networkMAC: [UInt8] {
+        if let mac { return mac }
+        var identity = String(describing: network) + "|" + kernel
+        for disk in disks { identity += "|" + disk.path }
+        for share in shares { identity += "|" + share.path }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in identity.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return [0x02] + (0..<5).map { UInt8(truncatingIfNeeded: hash >> ($0 * 8)) }
     }
 }

@@ -45,6 +45,18 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Share a host directory over virtio-9p; the guest's /init mounts it at /mnt/TAG (TAG defaults to the directory's name). ,ro shares it read-only. Repeatable.", valueName: "dir[:tag][,ro]"))
     var share: [String] = []
 
+    @Option(help: ArgumentHelp("A virtio-net device: passt starts passt for this VM (no root needed; passt's DHCP configures the guest, and the host is reachable at the gateway's address), passt=SOCKET uses a passt listening there, tap=NAME an existing tap device.", valueName: "passt|passt=socket|tap=name"))
+    var net: String?
+
+    @Option(help: ArgumentHelp("The network device's MAC address (default: one derived from the VM's backend and disks, the same on every run).", valueName: "xx:xx:xx:xx:xx:xx"))
+    var mac: String?
+
+    @Option(help: ArgumentHelp("A virtio-vsock device (guest CID 3) with Firecracker's host side: host programs connect to the Unix socket PATH and send \"CONNECT <port>\\n\"; a guest connecting to the host (CID 2) port P reaches the socket PATH_P.", valueName: "path"))
+    var vsock: String?
+
+    @Flag(help: ArgumentHelp("No virtio-rng device (by default the guest draws entropy from the host's getrandom, up to 1 MiB/s)."))
+    var noRNG = false
+
     @Flag(help: ArgumentHelp("No ACPI tables: the kernel finds its CPUs in the MP table and the virtio devices on its command line (virtio_mmio.device=). For kernels built without CONFIG_ACPI."))
     var noACPI = false
 
@@ -117,7 +129,11 @@ struct RunCommand: ParsableCommand {
             command: command.isEmpty ? nil : command,
             seccomp: !session.noSeccomp,
             controlSocket: session.apiSocket,
-            acpi: !noACPI
+            acpi: !noACPI,
+            network: try net.map(Self.parseNetwork),
+            mac: try mac.map(Self.parseMAC),
+            entropy: noRNG ? nil : .standard,
+            vsock: vsock
         )
         let vm = try MicroVM(configuration, events: events)
         session.announceConsole()
@@ -137,6 +153,29 @@ extension RunCommand {
 extension RunCommand {
     struct BadShare: Error, CustomStringConvertible {
         let description: String
+    }
+
+    struct BadNetwork: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// `passt`, `passt=SOCKET` or `tap=NAME`.
+    static func parseNetwork(_ argument: String) throws -> VMConfiguration.Network {
+        if argument == "passt" { return .passt(socket: nil) }
+        if argument.hasPrefix("passt="), argument.count > 6 { return .passt(socket: String(argument.dropFirst(6))) }
+        if argument.hasPrefix("tap="), argument.count > 4 { return .tap(name: String(argument.dropFirst(4))) }
+        throw BadNetwork(description: "--net \(argument): expected passt, passt=SOCKET or tap=NAME")
+    }
+
+    /// Six hexadecimal bytes separated by colons; a unicast address.
+    static func parseMAC(_ argument: String) throws -> [UInt8] {
+        let parts = argument.split(separator: ":", omittingEmptySubsequences: false)
+        let bytes = parts.compactMap { $0.count == 2 ? UInt8($0, radix: 16) : nil }
+        guard parts.count == 6, bytes.count == 6 else {
+            throw BadNetwork(description: "--mac \(argument): expected six hexadecimal bytes, as 02:12:34:56:78:9a")
+        }
+        guard bytes[0] & 1 == 0 else { throw BadNetwork(description: "--mac \(argument): a multicast address (the first byte is odd)") }
+        return bytes
     }
 
     /// `DIR`, `DIR:TAG`, either with `,ro`. The tag defaults to the directory's last name.

@@ -48,7 +48,7 @@ struct BadInputTests {
         (["--kernel", GuestImages.testGuestELF, "--rootfs", file("not-ext4", [UInt8](repeating: 0x5a, count: 8192))],
          "is not an ext4 image (nor a directory)"),
         (["--kernel", GuestImages.testGuestELF] + Array(repeating: ["--disk", file("disk", [UInt8](repeating: 0, count: 4096))], count: 10).flatMap { $0 },
-         "10 virtio devices requested (disks, shares and the virtio console); microvm has 9 slots"),
+         "11 virtio devices requested (disks, shares, the network, virtio-rng and the virtio console); microvm has 9 slots"),
         (["--kernel", GuestImages.testGuestELF, "--share", "/nonexistent/share"],
          "cannot open the shared directory /nonexistent/share: No such file or directory"),
         (["--kernel", GuestImages.testGuestELF, "--share", file("share-file", [1])], "share-file is not a directory"),
@@ -57,6 +57,14 @@ struct BadInputTests {
         (["--kernel", GuestImages.testGuestELF, "--share", "/tmp:" + String(repeating: "t", count: 256)],
          "has 256 bytes; a virtio-9p tag has at most 255"),
         (["--kernel", GuestImages.testGuestELF, "--share", "/tmp:a,b"], "the share tag 'a,b' must be letters, digits"),
+        (["--kernel", GuestImages.testGuestELF, "--net", "tap=microvm-none0"], "cannot open the tap device microvm-none0: no such device"),
+        (["--kernel", GuestImages.testGuestELF, "--net", "slirp"], "--net slirp: expected passt, passt=SOCKET or tap=NAME"),
+        (["--kernel", GuestImages.testGuestELF, "--net", "passt=/nonexistent/passt.socket"],
+         "passt's socket: cannot connect to /nonexistent/passt.socket: No such file or directory"),
+        (["--kernel", GuestImages.testGuestELF, "--net", "passt", "--mac", "02:00:00:00:00"], "expected six hexadecimal bytes"),
+        (["--kernel", GuestImages.testGuestELF, "--net", "passt", "--mac", "01:00:00:00:00:01"], "a multicast address"),
+        (["--kernel", GuestImages.testGuestELF, "--vsock", "/nonexistent/dir/v.sock"],
+         "cannot listen on /nonexistent/dir/v.sock: No such file or directory"),
     ]
 
     @Test(arguments: 0..<cases.count)
@@ -94,6 +102,14 @@ struct BadInputTests {
         try? process.run()
         process.waitUntilExit()
         return process.terminationStatus
+    }
+
+    /// Without passt on PATH, --net passt says how to install it.
+    @Test func aMissingPasstSaysHowToInstallIt() throws {
+        let result = try MicroVMProcess.run(["run", "--kernel", GuestImages.testGuestELF, "--net", "passt"], timeout: 20,
+                                            environment: ["PATH": "/nonexistent"])
+        #expect(result.status == 1)
+        #expect(result.stderr == "microvm: error: --net passt needs passt, which is not installed (on Debian: apt-get install passt)\n")
     }
 
     @Test func unknownFlagIsAUsageError() throws {

@@ -1,9 +1,11 @@
 import Foundation
 import Testing
 
-/// A guest that writes pseudo-random values to every port and to the registers of the
-/// virtio-mmio slots (the console, a disk and a 9p share), and hands each device a queue of random
-/// bytes: microvm keeps running (or reports each broken queue once) and never traps.
+/// A guest that writes pseudo-random values to every port and to the registers of every
+/// virtio-mmio slot (the console, a disk, a 9p share, a network device whose "passt" is a
+/// socket this test drains, vsock, virtio-rng, and the empty slots), and hands each device
+/// a queue of random bytes: microvm keeps running (or reports each broken queue once) and
+/// never traps.
 @Suite(.enabled(if: KVMHost.isAvailable && GuestImages.haveTestGuest, GuestImages.missingTestGuest))
 struct HostileGuestTests {
     @Test(arguments: ["serial", "virtio", "virtio", "virtio"])
@@ -14,7 +16,14 @@ struct HostileGuestTests {
         let share = FileManager.default.temporaryDirectory.appendingPathComponent("storm-share-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: share, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: share) }
+        // Frames the storm sends go to this socket, and no further.
+        let sink = try UnixSink(path: share + ".net")
+        defer {
+            unlink(sink.path)
+            unlink(share + ".vsock")
+        }
         let result = try MicroVMProcess.run(["run", "--console", console, "--disk", disk, "--share", share + ":storm",
+                                             "--net", "passt=" + sink.path, "--vsock", share + ".vsock",
                                              "--kernel", GuestImages.testGuestELF,
                                              "--cmdline", "tg.storm"], timeout: 60)
         let seed = result.lines.first { $0.contains("storm: seed=") } ?? "no seed printed"
@@ -22,10 +31,11 @@ struct HostileGuestTests {
         #expect(result.status == 0, "\(seed); stderr: \(result.stderr)")
         #expect(result.lines.contains("storm: done"), "\(seed)")
         #expect(result.lines.contains("microvm-test-guest: reset"), "\(seed)")
-        // At most one report per device: the disk (type 2), the share (type 9) and, with
-        // virtio, the console (type 3).
+        // At most one report per device: the network (type 1), the disk (type 2),
+        // virtio-rng (type 4), the share (type 9), vsock (type 19) and, with virtio, the
+        // console (type 3).
         let complaints = result.stderr.split(separator: "\n")
-        let devices = console == "virtio" ? ["2", "3", "9"] : ["2", "9"]
+        let devices = ["1", "2", "4", "9", "19"] + (console == "virtio" ? ["3"] : [])
         #expect(complaints.count <= devices.count, "\(seed); stderr: \(result.stderr)")
         #expect(Set(complaints.map { $0.split(separator: ":").prefix(2).joined(separator: ":") }).count == complaints.count,
                 "\(seed); one report per device; stderr: \(result.stderr)")
@@ -33,5 +43,39 @@ struct HostileGuestTests {
             devices.contains { line.hasPrefix("microvm: virtio device \($0): ") } && line.hasSuffix("the device needs a reset")
         }, "\(seed); stderr: \(result.stderr)")
         print("storm (\(console)): \(seed)")
+    }
+}
+
+/// A Unix socket that accepts one connection and reads and drops whatever arrives.
+final class UnixSink: @unchecked Sendable {
+    let path: String
+    private let listener: Int32
+
+    init(path: String) throws {
+        self.path = path
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        listener = fd
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: Array(path.utf8.prefix(raw.count - 1)) + [0])
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+        }
+        guard bound, listen(fd, 1) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EINVAL) }
+        Thread.detachNewThread {
+            let client = accept(fd, nil, nil)
+            guard client >= 0 else { return }
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while read(client, &buffer, buffer.count) > 0 {}
+            close(client)
+        }
+    }
+
+    deinit {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
     }
 }

@@ -21,11 +21,14 @@ struct MicroVMProcess {
     }()
 
     /// Runs `microvm` with `arguments`, stdin from /dev/null, and waits up to `timeout` seconds.
-    /// `whileRunning` gets the process once it started (to send it signals).
-    static func run(_ arguments: [String], timeout: TimeInterval = 60, whileRunning: ((Process, () -> String) -> Void)? = nil) throws -> Result {
+    /// `whileRunning` gets the process once it started (to send it signals); `environment`,
+    /// when given, is all the environment microvm gets.
+    static func run(_ arguments: [String], timeout: TimeInterval = 60, environment: [String: String]? = nil,
+                    whileRunning: ((Process, () -> String) -> Void)? = nil) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        if let environment { process.environment = environment }
         process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
         let out = Pipe()
         let err = Pipe()

@@ -185,7 +185,8 @@ func copyOfMemory(_ memory: GuestMemory) throws -> GuestMemory {
     func sample() -> VMSnapshot {
         VMSnapshot(memorySize: 64 << 20, vcpuCount: 2, console: .virtio,
                    disks: [.init(path: "/tmp/disk.img", readOnly: true, size: 4096, modified: 1_700_000_000, modifiedNanoseconds: 5)],
-                   shares: [.init(path: "/srv", tag: "srv", readOnly: false)], acpi: true, kernel: "/boot/vmlinux", commandLine: "console=hvc0",
+                   shares: [.init(path: "/srv", tag: "srv", readOnly: false)], acpi: true,
+                   entropy: .init(bytesPerSecond: 4096, burst: 512), kernel: "/boot/vmlinux", commandLine: "console=hvc0",
                    hostCPU: 0x1234_5678_9abc_def0, memoryFile: "vm.snap.mem",
                    vm: VMSavedState(interruptControllers: [[1, 2], [3], [4, 5, 6]], timer: [7], clock: [8, 9]),
                    cpus: (0..<2).map { id in
@@ -211,9 +212,9 @@ func copyOfMemory(_ memory: GuestMemory) throws -> GuestMemory {
         flipped[100] ^= 0x40
         #expect(throws: SnapshotError.checksum) { try SnapshotFile.decode(flipped) }
         var newer = bytes.dropLast(4) + []
-        newer[16] = 3
+        newer[16] = 4
         newer += withUnsafeBytes(of: CRC32.checksum(newer).littleEndian) { Array($0) }
-        #expect(throws: SnapshotError.version(found: 3, expected: 2)) { try SnapshotFile.decode(Array(newer)) }
+        #expect(throws: SnapshotError.version(found: 4, expected: 3)) { try SnapshotFile.decode(Array(newer)) }
         #expect(throws: SnapshotError.notASnapshot) { try SnapshotFile.decode(Array("not a snapshot at all, just text".utf8)) }
 
         // A section longer than what follows it, with a checksum that matches.

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Writes the test initrd as an uncompressed newc cpio archive.
 
-Usage: mkcpio.py BUSYBOX INIT OUTPUT [MODULE.ko ...]
+Usage: mkcpio.py BUSYBOX INIT OUTPUT [MODULE.ko | PROGRAM ...]
 
 The archive holds /init, /bin/busybox with a link for every applet it lists, the
 mount points /init uses and /dev/console. Kernel modules, for a distribution kernel,
 go to /lib/modules with a file `order` that lists them in the order given, which /init
-loads them in. Written here rather than with cpio(1)
+loads them in. Other programs go to /usr/bin. Written here rather than with cpio(1)
 so that no root privilege (for the device node) is needed and the bytes are the
 same on every build: owners are root, times are zero.
 """
@@ -29,10 +29,11 @@ def entry(out, inode, name, mode, data=b"", rdev=(0, 0)):
 
 def main():
     busybox, init, output = sys.argv[1:4]
-    modules = sys.argv[4:]
+    modules = [path for path in sys.argv[4:] if path.endswith(".ko")]
+    programs = [path for path in sys.argv[4:] if not path.endswith(".ko")]
     listing = subprocess.run([busybox, "--list-full"], check=True, capture_output=True, text=True).stdout
     applets = sorted({line.strip() for line in listing.splitlines() if line.strip()})
-    directories = ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "root"]
+    directories = ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "root", "etc"]
     if modules:
         directories += ["lib", "lib/modules"]
     with open(output, "wb") as out:
@@ -54,6 +55,10 @@ def main():
             depth = applet.count("/")
             target = "../" * depth + "bin/busybox"
             entry(out, inode, applet, S_IFLNK | 0o777, target.encode())
+            inode += 1
+        for program in programs:
+            with open(program, "rb") as f:
+                entry(out, inode, "usr/bin/" + os.path.basename(program), S_IFREG | 0o755, f.read())
             inode += 1
         for module in modules:
             with open(module, "rb") as f:

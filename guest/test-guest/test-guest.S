@@ -374,9 +374,9 @@ txflood:
         lea     msg_txflood_done(%rip), %rsi
         jmp     puts
 
-/* Every register of the virtio-mmio slot at RBX (twice over), then the device set up
+/* Every register of the virtio-mmio slot at RBX (twice over; every slot, empty or not), then the device set up
    with rings of random bytes and notified. */
-        .set VIRTIO_STORM_SLOTS, 4
+        .set VIRTIO_STORM_SLOTS, 9
 storm_slot:
         xor     %r12d, %r12d
 3:      call    random

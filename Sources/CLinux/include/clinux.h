@@ -13,6 +13,7 @@
 #include <termios.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/random.h>
 
 // Terminal ioctls: window size, and the pseudo-terminal calls tests use.
 static const unsigned long CLINUX_TIOCGWINSZ = TIOCGWINSZ;
@@ -44,6 +45,20 @@ static inline uint16_t clinux_load_acquire_u16(const void *address) {
 static inline void clinux_store_release_u16(void *address, uint16_t value) {
     __atomic_store_n((uint16_t *)address, value, __ATOMIC_RELEASE);
 }
+
+// Tap devices: the ioctls and flags of <linux/if_tun.h>, defined in clinux.c.
+extern const unsigned long CLINUX_TUNSETIFF;
+extern const unsigned long CLINUX_TUNSETOFFLOAD;
+extern const unsigned long CLINUX_TUNSETVNETHDRSZ;
+extern const int CLINUX_IFF_TAP;
+extern const int CLINUX_IFF_NO_PI;
+extern const int CLINUX_IFF_VNET_HDR;
+extern const int CLINUX_TUN_F_CSUM;
+extern const int CLINUX_TUN_F_TSO4;
+extern const int CLINUX_TUN_F_TSO6;
+
+/// ioctl with an integer argument. Returns the ioctl's result, or -errno.
+int clinux_ioctl_value(int fd, unsigned long request, unsigned long value);
 
 // Shared directories: path resolution confined beneath a directory fd, and directory
 // reading, neither of which glibc 2.36 wraps. Both return the result or -errno.

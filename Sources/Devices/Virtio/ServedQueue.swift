@@ -12,15 +12,16 @@ struct ServedQueue {
     }
 
     /// Serves every chain the driver made available with `serve`, which answers one
-    /// chain and returns the bytes it wrote into it. Returns what to call once the
-    /// device's lock is released: the used-buffer interrupt if the driver wants one, or
-    /// the report of a broken queue.
-    mutating func serveAvailable(_ serve: (DescriptorChain, Virtqueue) throws(VirtqueueError) -> UInt32)
+    /// chain and returns the bytes it wrote into it, as long as `condition` holds before
+    /// each one. Returns what to call once the device's lock is released: the used-buffer
+    /// interrupt if the driver wants one, or the report of a broken queue.
+    mutating func serveAvailable(while condition: () -> Bool = { true },
+                                 _ serve: (DescriptorChain, Virtqueue) throws(VirtqueueError) -> UInt32)
         -> (@Sendable () -> Void)? {
         guard !broken, let queue else { return nil }
         var completed = false
         do throws(VirtqueueError) {
-            while let chain = try queue.next() {
+            while condition(), let chain = try queue.next() {
                 queue.complete(chain, written: try serve(chain, queue))
                 completed = true
             }

@@ -13,6 +13,7 @@ public enum SnapshotError: Error, Equatable, CustomStringConvertible {
     case file(path: String, action: String, errno: Int32)
     case notPaused(String)
     case state(String)
+    case networkDevice
 
     public var description: String {
         switch self {
@@ -30,6 +31,8 @@ public enum SnapshotError: Error, Equatable, CustomStringConvertible {
         case .file(let path, let action, let errno): "cannot \(action) \(path): \(String(cString: strerror(errno)))"
         case .notPaused(let reason): "cannot pause the VM: \(reason)"
         case .state(let reason): "cannot restore the VM: \(reason)"
+        case .networkDevice:
+            "a VM with a network or vsock device cannot be snapshotted: its connections live in host sockets, outside the snapshot"
         }
     }
 }

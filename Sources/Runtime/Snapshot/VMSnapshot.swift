@@ -23,6 +23,8 @@ struct VMSnapshot: Equatable {
     var shares: [VMConfiguration.Share]
     /// Whether the VM has ACPI tables, and so the power registers they point at.
     var acpi: Bool
+    /// virtio-rng's rate limit, if the VM has one.
+    var entropy: VirtioEntropy.RateLimit?
     var kernel: String
     var commandLine: String
     var hostCPU: UInt64
@@ -59,6 +61,9 @@ struct VMSnapshot: Equatable {
             configuration.put(share.readOnly)
         }
         configuration.put(acpi)
+        configuration.put(entropy != nil)
+        configuration.put(entropy?.bytesPerSecond ?? 0)
+        configuration.put(entropy?.burst ?? 0)
         file.append("CONF", configuration.bytes)
         var host = StateWriter()
         host.put(hostCPU)
@@ -95,7 +100,7 @@ struct VMSnapshot: Equatable {
     }
 
     init(memorySize: UInt64, vcpuCount: Int, console: VMConfiguration.ConsoleDevice, disks: [Disk], shares: [VMConfiguration.Share],
-         acpi: Bool, kernel: String, commandLine: String, hostCPU: UInt64, memoryFile: String, vm: VMSavedState, cpus: [VCPUSavedState],
+         acpi: Bool, entropy: VirtioEntropy.RateLimit?, kernel: String, commandLine: String, hostCPU: UInt64, memoryFile: String, vm: VMSavedState, cpus: [VCPUSavedState],
          devices: [[UInt8]], exitStatus: Int32?) {
         self.memorySize = memorySize
         self.vcpuCount = vcpuCount
@@ -103,6 +108,7 @@ struct VMSnapshot: Equatable {
         self.disks = disks
         self.shares = shares
         self.acpi = acpi
+        self.entropy = entropy
         self.kernel = kernel
         self.commandLine = commandLine
         self.hostCPU = hostCPU
@@ -142,6 +148,10 @@ struct VMSnapshot: Equatable {
                                                     readOnly: try configuration.bool("share read-only")))
             }
             acpi = try configuration.bool("ACPI")
+            let hasEntropy = try configuration.bool("virtio-rng")
+            let rate = try configuration.get(UInt64.self, "virtio-rng rate")
+            let burst = try configuration.get(UInt64.self, "virtio-rng burst")
+            entropy = hasEntropy ? VirtioEntropy.RateLimit(bytesPerSecond: rate, burst: burst) : nil
             try configuration.finish("configuration")
             var host = try Self.single(file, "HOST")
             hostCPU = try host.get(UInt64.self, "host CPU")

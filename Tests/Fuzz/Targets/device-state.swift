@@ -1,6 +1,6 @@
 // libFuzzer target: a snapshot's device state, as `microvm restore` hands it to each
 // device. Byte 0 picks the device (the 16550, or a virtio-mmio transport with a console,
-// a disk or a 9p share behind it); the rest is the state. A state that restores is then
+// a disk, a 9p share, a network device or virtio-rng behind it); the rest is the state. A state that restores is then
 // saved again, and for a transport its queues are notified and its registers read, with
 // the same bytes as guest memory: restored rings must be walked as safely as live ones.
 import Glibc
@@ -20,6 +20,16 @@ final class ZeroDisk: BlockBackend, @unchecked Sendable {
     func flush() -> Bool { true }
 }
 
+/// A network with nothing to say, that takes every frame.
+final class SilentNetwork: NetworkBackend, @unchecked Sendable {
+    var carriesHeader: Bool { false }
+    var descriptor: Int32 { -1 }
+    func send(_ parts: [UnsafeRawBufferPointer]) -> Bool { true }
+    func receive(into buffer: UnsafeMutableRawBufferPointer) -> Int? { 0 }
+    func acceptOffloads(_ features: UInt64) {}
+}
+
+let silentNetwork = SilentNetwork()
 let memory = try! GuestMemory(size: 1 << 20)
 let shared: String = {
     var template = Array("/tmp/microvm-fuzz-state-XXXXXX".utf8CString)
@@ -38,7 +48,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     try? memory.write(UnsafeRawBufferPointer(start: data + 1, count: min(size - 1, 0x10000)), at: 0)
     let device: StatefulDevice
     var transport: VirtioMMIOTransport?
-    switch data[0] % 4 {
+    switch data[0] % 6 {
     case 0:
         device = Serial16550(interrupt: QuietLine()) { _ in }
     case 1:
@@ -48,9 +58,16 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         transport = VirtioMMIOTransport(device: VirtioBlock(backend: ZeroDisk(), identifier: "fuzz"), memory: memory,
                                         interrupt: QuietLine()) { _ in }
         device = transport!
-    default:
+    case 3:
         transport = VirtioMMIOTransport(device: Virtio9P(directory: directory, tag: "fuzz"), memory: memory,
                                         interrupt: QuietLine()) { _ in }
+        device = transport!
+    case 4:
+        transport = VirtioMMIOTransport(device: VirtioNet(backend: silentNetwork, mac: [2, 0, 0, 0, 0, 1]) {}, memory: memory,
+                                        interrupt: QuietLine()) { _ in }
+        device = transport!
+    default:
+        transport = VirtioMMIOTransport(device: VirtioEntropy { _, _ in }, memory: memory, interrupt: QuietLine()) { _ in }
         device = transport!
     }
     var reader = StateReader(state)
