@@ -37,7 +37,6 @@ public final class VirtioVsock: VirtioDevice, Sendable {
         var nextHostPort = VirtioVsock.firstHostPort
         /// The last receive pump found no buffer: a receive notification wakes the loop.
         var starved = false
-        var malformed = 0
     }
 
     private let state = Mutex(State())
@@ -121,15 +120,12 @@ public final class VirtioVsock: VirtioDevice, Sendable {
 
     /// What one packet from the guest does.
     private func handleFromGuest(_ readable: GuestBuffers, _ state: inout State) {
-        guard readable.count >= VsockHeader.size else {
-            state.malformed += 1
-            return
-        }
+        // Too short to be a packet: dropped.
+        guard readable.count >= VsockHeader.size else { return }
         let header = VsockHeader(readable.prefix(VsockHeader.size))
         let payloadLength = min(Int(header.length), readable.count - VsockHeader.size)
         guard header.sourceCID == Self.guestCID, header.destinationCID == Self.hostCID, header.type == VsockHeader.streamType,
               let operation = VsockHeader.Operation(rawValue: header.operation) else {
-            state.malformed += 1
             if header.operation != VsockHeader.Operation.reset.rawValue { owe(resetFor: header, &state) }
             return
         }
