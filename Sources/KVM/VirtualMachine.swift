@@ -67,13 +67,16 @@ public final class VirtualMachine: @unchecked Sendable {
     }
 
     /// Has KVM signal `event` when the guest writes to the MMIO (or, with `pio`, port) address,
-    /// without an exit to userspace.
-    public func registerIOEventFD(_ event: EventFD, address: UInt64, length: UInt32, pio: Bool = false) throws(KVMError) {
+    /// without an exit to userspace; with `datamatch`, only writes of that value.
+    public func registerIOEventFD(_ event: EventFD, address: UInt64, length: UInt32, datamatch: UInt64? = nil,
+                                  pio: Bool = false) throws(KVMError) {
         var request = kvm_ioeventfd()
         request.addr = address
         request.len = length
         request.fd = event.fd.rawValue
-        request.flags = pio ? UInt32(1 << kvm_ioeventfd_flag_nr_pio) : 0
+        request.datamatch = datamatch ?? 0
+        request.flags = (pio ? UInt32(1 << kvm_ioeventfd_flag_nr_pio) : 0)
+            | (datamatch != nil ? UInt32(1 << kvm_ioeventfd_flag_nr_datamatch) : 0)
         try Ioctl.call(fd, CKVM_IOEVENTFD, "KVM_IOEVENTFD", &request)
     }
 

@@ -28,17 +28,16 @@ public enum SeccompFilter {
             let shares = ["openat2", "openat", "close", "fstat", "newfstatat", "statx", "fstatfs", "getdents64", "lseek",
                           "fsync", "ftruncate", "mkdirat", "unlinkat", "renameat", "renameat2", "symlinkat", "readlinkat",
                           "linkat", "mknodat", "fchownat", "fchmodat", "fchmodat2", "chmod", "utimensat", "fcntl"]
-            // Network frames go out on the notifying vCPU's thread: passt's socket or a tap.
-            let network = ["sendmsg", "writev"]
             // A guest connecting to the host opens a Unix socket from the notifying vCPU.
             let vsockCalls = ["socket", "connect", "fcntl", "close", "shutdown"]
-            return common + disks + (sharing ? shares : []) + (networking ? network : []) + (vsock ? vsockCalls : [])
+            return common + disks + (sharing ? shares : []) + (vsock ? vsockCalls : [])
         case .eventLoop:
             // A control socket's snapshot writes the state and memory files.
             let snapshots = ["openat", "fstat", "newfstatat", "statx", "ftruncate", "pwrite64", "fsync", "renameat",
                              "renameat2", "rename", "getcwd", "lseek"]
-            // The loop receives frames, and ends and reaps the passt it started.
-            let network = ["kill", "wait4"]
+            // The loop receives and sends frames (passt's socket or a tap), and ends and
+            // reaps the passt it started.
+            let network = ["sendmsg", "writev", "kill", "wait4"]
             let vsockCalls = ["recvmsg", "shutdown"]
             return common + ["poll", "ppoll", "read", "recvfrom", "accept", "accept4", "fcntl", "close", "unlink", "rt_sigaction"]
                 + (control ? snapshots : []) + (networking ? network : []) + (vsock ? vsockCalls : [])

@@ -28,13 +28,17 @@ final class VirtioSlots {
         self.log = log
     }
 
-    func add(_ device: VirtioDevice) throws {
+    /// Puts `device` in the next slot; returns the slot.
+    @discardableResult
+    func add(_ device: VirtioDevice) throws -> Slot {
         guard slots.count < Self.capacity else { throw ConfigurationError.tooManyDevices(requested: slots.count + 1, capacity: Self.capacity) }
         let address = GuestAddress(MemoryMap.virtioMMIOBase.rawValue + UInt64(slots.count) * MemoryMap.virtioMMIOSlotSize)
         let irq = MemoryMap.virtioIRQs[slots.count]
         let transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: interrupt(irq), log: log)
         try bus.insert(transport, base: address.rawValue, size: VirtioMMIOTransport.size)
-        slots.append(Slot(address: address, irq: irq, transport: transport))
+        let slot = Slot(address: address, irq: irq, transport: transport)
+        slots.append(slot)
+        return slot
     }
 
     /// The slots as the DSDT describes them.

@@ -166,7 +166,7 @@ final class Semaphore: @unchecked Sendable {
             withUnsafeBytes(of: UInt32(0)) { transport.write(offset: 0x70, data: $0) }
         }
         device.resetStarted.wait()
-        let activator = try NativeThread(name: "activate") { [self] in transport.bringUp(bothReady: true) }
+        let activator = try NativeThread(name: "activate") { transport.bringUp(bothReady: true) }
         // Give the activation every chance to overtake the held reset.
         usleep(100_000)
         device.releaseReset.signal()

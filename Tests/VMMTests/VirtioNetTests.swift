@@ -11,11 +11,15 @@ final class MemoryNetwork: NetworkBackend, @unchecked Sendable {
     var sent: [[UInt8]] = []
     var incoming: [[UInt8]] = []
     var gone = false
+    /// The peer takes nothing more for now.
+    var full = false
     var offloads: UInt64?
 
     init(carriesHeader: Bool = false) {
         self.carriesHeader = carriesHeader
     }
+
+    func readyToSend() -> Bool { !full }
 
     func send(_ parts: [UnsafeRawBufferPointer]) -> Bool {
         sent.append(parts.flatMap { Array($0) })
@@ -49,27 +53,24 @@ final class MemoryNetwork: NetworkBackend, @unchecked Sendable {
 
     init(mergeable: Bool = true, carriesHeader: Bool = false) throws {
         receive = try SimulatedDriver(size: 16, memorySize: 1 << 20)
-        // The transmit rings sit higher in the same memory.
-        transmit = receive.copy(in: receive.memory)
+        transmit = SimulatedDriver(sharing: receive.memory, size: 16, rings: 0x4000)
         backend = MemoryNetwork(carriesHeader: carriesHeader)
         let wakes = self.wakes
         device = VirtioNet(backend: backend, mac: Self.mac) { wakes.increment() }
         receiveQueue = try receive.queue()
-        let transmitQueue = try Virtqueue(memory: receive.memory, size: 16, descriptorTable: 0x4000, availableRing: 0x5000,
-                                          usedRing: 0x6000, eventIndex: false)
-        device.activate(queues: [receiveQueue, transmitQueue],
+        device.activate(queues: [receiveQueue, try transmit.queue()],
                         features: mergeable ? VirtioNet.Feature.mergeableReceiveBuffers : 0, interrupt: interrupt)
     }
 
-    /// Posts a transmit chain (the transmit rings are at 0x4000…0x6000).
     mutating func postTransmit(_ buffers: [(UInt64, UInt32, Bool)]) throws {
-        var driver = SimulatedTransmit(memory: receive.memory, nextDescriptor: transmitNext, availableIndex: transmitAvailable)
-        try driver.post(buffers)
-        transmitNext = driver.nextDescriptor
-        transmitAvailable = driver.availableIndex
+        try transmit.post(buffers)
     }
-    var transmitNext: UInt16 = 0
-    var transmitAvailable: UInt16 = 0
+
+    /// The driver notifies the transmit queue; the I/O thread serves it.
+    func notifyTransmit() {
+        device.queueNotified(1)
+        device.serveReady([:], woken: true)
+    }
 
     func frame(_ length: Int, seed: UInt8 = 1) -> [UInt8] {
         (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ Int(seed)) }
@@ -87,15 +88,55 @@ final class MemoryNetwork: NetworkBackend, @unchecked Sendable {
         try receive.memory.write(frame(60), at: 0x11000)
         try postTransmit([(0x10000, 12, false), (0x11000, 60, false)])
         device.queueNotified(1)
+        #expect(backend.sent.isEmpty, "the vCPU only notes the notification")
+        #expect(wakes.value == 2, "activation, then the notification, wake the I/O thread")
+        device.serveReady([:], woken: true)
         #expect(backend.sent == [frame(60)])
         #expect(device.statistics.transmitted == 1)
         // A header alone, and more than the largest frame, are dropped without breaking the queue.
         try postTransmit([(0x10000, 12, false)])
         try postTransmit([(0x20000, UInt32(12 + VirtioNet.maximumFrameLength + 1), false)])
-        device.queueNotified(1)
+        notifyTransmit()
         #expect(backend.sent.count == 1)
         #expect(device.statistics.transmitDropped == 2)
         #expect(!interrupt.recorded.contains { $0.hasPrefix("reset") })
+    }
+
+    @Test mutating func aBackendThatTakesNothingLeavesFramesInTheRing() throws {
+        try receive.memory.write([UInt8](repeating: 0, count: 12) + frame(60), at: 0x10000)
+        backend.full = true
+        for _ in 0..<3 { try postTransmit([(0x10000, 72, false)]) }
+        notifyTransmit()
+        #expect(backend.sent.isEmpty)
+        #expect(try transmit.usedIndex() == 0, "no chain is taken while the backend is not ready")
+        #expect(device.pollRequests().map(\.events) == [Int16(POLLIN | POLLOUT)], "receive waits to read, transmit to write")
+        // A wake-up alone does not retry; the backend's descriptor polling writable does.
+        device.serveReady([:], woken: true)
+        #expect(backend.sent.isEmpty)
+        backend.full = false
+        device.serveReady([backend.descriptor: Int16(POLLOUT)], woken: false)
+        #expect(backend.sent.count == 3)
+        #expect(try transmit.usedIndex() == 3)
+        #expect(device.pollRequests().map(\.events) == [Int16(POLLIN)])
+    }
+
+    @Test func oneTurnSendsABoundedNumberOfFramesAndAsksForAnother() throws {
+        let memory = try GuestMemory(size: 1 << 20)
+        var driver = SimulatedDriver(sharing: memory, size: 256, rings: 0x4000)
+        let backend = MemoryNetwork()
+        let wakes = Counter()
+        let device = VirtioNet(backend: backend, mac: Self.mac) { wakes.increment() }
+        let receive = SimulatedDriver(sharing: memory, size: 16, rings: 0x1000)
+        device.activate(queues: [try receive.queue(), try driver.queue()], features: 0, interrupt: RecordingInterrupt())
+        try memory.write([UInt8](repeating: 0, count: 12) + frame(60), at: 0x10000)
+        for _ in 0..<200 { try driver.post([(0x10000, 72, false)]) }
+        device.queueNotified(1)
+        device.serveReady([:], woken: true)
+        #expect(backend.sent.count == VirtioNet.framesPerPump)
+        #expect(wakes.value == 3, "activation, the notification, and the unfinished turn")
+        while wakes.value < 10 && backend.sent.count < 200 { device.serveReady([:], woken: true) }
+        #expect(backend.sent.count == 200)
+        #expect(try driver.usedIndex() == 200)
     }
 
     @Test mutating func receiveSpreadsAFrameOverMergeableBuffers() throws {
@@ -175,7 +216,7 @@ final class MemoryNetwork: NetworkBackend, @unchecked Sendable {
         #expect(test.device.deviceFeatures & VirtioNet.Feature.offloads == VirtioNet.Feature.offloads)
         try test.receive.memory.write([1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] + test.frame(60), at: 0x10000)
         try test.postTransmit([(0x10000, 72, false)])
-        test.device.queueNotified(1)
+        test.notifyTransmit()
         #expect(test.backend.sent.first?.count == 72)
         #expect(test.backend.sent.first?.prefix(2) == [1, 4])
         test.backend.incoming = [[0x01] + [UInt8](repeating: 0, count: 11) + test.frame(30)]
@@ -193,9 +234,7 @@ final class MemoryNetwork: NetworkBackend, @unchecked Sendable {
         let restored = VirtioNet(backend: backend, mac: Self.mac) {}
         let restoredQueue = try receive.queue()
         restoredQueue.position = receiveQueue.position
-        let transmitQueue = try Virtqueue(memory: receive.memory, size: 16, descriptorTable: 0x4000, availableRing: 0x5000,
-                                          usedRing: 0x6000, eventIndex: false)
-        restored.activate(queues: [restoredQueue, transmitQueue], features: VirtioNet.Feature.mergeableReceiveBuffers, interrupt: interrupt)
+        restored.activate(queues: [restoredQueue, try transmit.queue()], features: VirtioNet.Feature.mergeableReceiveBuffers, interrupt: interrupt)
         var reader = StateReader(writer.bytes)
         try restored.restoreState(from: &reader)
         try receive.post([(0x11000, 400, true)])
@@ -210,29 +249,6 @@ final class Counter: Sendable {
     private let count = Mutex(0)
     var value: Int { count.withLock { $0 } }
     func increment() { count.withLock { $0 += 1 } }
-}
-
-/// The transmit queue's driver side, at 0x4000 (descriptors), 0x5000 (available).
-struct SimulatedTransmit {
-    let memory: GuestMemory
-    var nextDescriptor: UInt16
-    var availableIndex: UInt16
-
-    mutating func post(_ buffers: [(UInt64, UInt32, Bool)]) throws {
-        let head = nextDescriptor
-        for (offset, buffer) in buffers.enumerated() {
-            let index = (head + UInt16(offset)) % 16
-            let entry = GuestAddress(0x4000 + UInt64(index) * 16)
-            try memory.store(buffer.0, at: entry)
-            try memory.store(buffer.1, at: GuestAddress(entry.rawValue + 8))
-            try memory.store(UInt16((buffer.2 ? 2 : 0) | (offset == buffers.count - 1 ? 0 : 1)), at: GuestAddress(entry.rawValue + 12))
-            try memory.store(UInt16((index + 1) % 16), at: GuestAddress(entry.rawValue + 14))
-        }
-        nextDescriptor = (head + UInt16(buffers.count)) % 16
-        try memory.store(head, at: GuestAddress(0x5000 + 4 + UInt64(availableIndex % 16) * 2))
-        availableIndex &+= 1
-        try memory.store(availableIndex, at: GuestAddress(0x5004 - 2))
-    }
 }
 
 /// passt's framing over a real socket pair: lengths big-endian, frames split anywhere by
@@ -289,6 +305,36 @@ struct SimulatedTransmit {
         #expect(buffer.prefix(2) == [8, 9])
         close(pair[1])
         #expect(buffer.withUnsafeMutableBytes { network.receive(into: $0) } == nil)
+    }
+
+    @Test func aPeerThatStopsReadingGetsEveryFrameWholeOnceItReadsAgain() {
+        let payload = [UInt8](repeating: 0x6b, count: 60000)
+        var frames = 0
+        var ready = true
+        while ready && frames < 100 {
+            payload.withUnsafeBytes { #expect(network.send([$0])) }
+            frames += 1
+            ready = network.readyToSend()
+        }
+        #expect(!ready, "a socket buffer holds less than 100 frames of 60000 bytes")
+        _ = fcntl(pair[1], F_SETFL, O_NONBLOCK)
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        let expected = frames * (4 + payload.count)
+        for _ in 0..<10000 where received.count < expected {
+            let count = chunk.withUnsafeMutableBytes { read(pair[1], $0.baseAddress, $0.count) }
+            if count > 0 { received += chunk[0..<count] }
+            _ = network.readyToSend()
+        }
+        #expect(received.count == expected)
+        #expect(network.readyToSend())
+        for index in 0..<frames {
+            let start = index * (4 + payload.count)
+            #expect(received[start..<start + 4] == [0, 0, 0xea, 0x60])
+            #expect(received[start + 4..<start + 4 + payload.count].allSatisfy { $0 == 0x6b })
+        }
+        close(pair[1])
+        #expect(payload.withUnsafeBytes { network.send([$0]) } == false, "the peer is gone")
     }
 
     @Test func aLengthBeyondTheLargestFrameEndsTheStream() {

@@ -7,28 +7,30 @@ import Testing
 struct SimulatedDriver {
     let memory: GuestMemory
     let size: UInt16
-    let descriptors: GuestAddress = 0x1000
-    let available: GuestAddress = 0x2000
-    let used: GuestAddress = 0x3000
+    /// The descriptor table; the available ring 4 KiB above it, the used ring 8 KiB above.
+    let descriptors: GuestAddress
+    var available: GuestAddress { GuestAddress(descriptors.rawValue + 0x1000) }
+    var used: GuestAddress { GuestAddress(descriptors.rawValue + 0x2000) }
     var nextDescriptor: UInt16 = 0
     var availableIndex: UInt16 = 0
 
     init(size: UInt16 = 8, memorySize: UInt64 = 1 << 20) throws {
-        memory = try GuestMemory(size: memorySize)
+        self.init(sharing: try GuestMemory(size: memorySize), size: size)
+    }
+
+    /// A driver of another queue in `memory`, its rings from `rings` on.
+    init(sharing memory: GuestMemory, size: UInt16, rings: GuestAddress = 0x1000) {
+        self.memory = memory
         self.size = size
+        descriptors = rings
     }
 
     /// The same driver, its rings in `memory` (a copy of this one's, as a restored VM has).
     func copy(in memory: GuestMemory) -> SimulatedDriver {
-        var copy = SimulatedDriver(memory: memory, size: size)
+        var copy = SimulatedDriver(sharing: memory, size: size, rings: descriptors)
         copy.nextDescriptor = nextDescriptor
         copy.availableIndex = availableIndex
         return copy
-    }
-
-    private init(memory: GuestMemory, size: UInt16) {
-        self.memory = memory
-        self.size = size
     }
 
     func queue(eventIndex: Bool = false) throws -> Virtqueue {

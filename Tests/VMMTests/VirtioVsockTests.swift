@@ -8,7 +8,7 @@ import Testing
 /// credit in both directions, shutdown, and RSTs for what matches no connection.
 @Suite struct VirtioVsockTests {
     var receive: SimulatedDriver
-    var transmit: SimulatedTransmit
+    var transmit: SimulatedDriver
     let device: VirtioVsock
     let interrupt = RecordingInterrupt()
     let wakes = Counter()
@@ -27,7 +27,7 @@ import Testing
 
     init() throws {
         receive = try SimulatedDriver(size: 16, memorySize: 4 << 20)
-        transmit = SimulatedTransmit(memory: receive.memory, nextDescriptor: 0, availableIndex: 0)
+        transmit = SimulatedDriver(sharing: receive.memory, size: 16, rings: 0x4000)
         listenerPath = "/tmp/microvm-vsock-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
         let listener = try UnixSocket.listen(at: listenerPath)
         let hostEnds = self.hostEnds
@@ -40,9 +40,7 @@ import Testing
             hostEnds.ends[port] = pair[1]
             return pair[0]
         }, wake: { wakes.increment() })
-        let transmitQueue = try Virtqueue(memory: receive.memory, size: 16, descriptorTable: 0x4000, availableRing: 0x5000,
-                                          usedRing: 0x6000, eventIndex: false)
-        device.activate(queues: [try receive.queue(), transmitQueue, nil], features: 0, interrupt: interrupt)
+        device.activate(queues: [try receive.queue(), try transmit.queue(), nil], features: 0, interrupt: interrupt)
     }
 
     /// Posts `count` receive chains of a header and 4 KiB, as Linux does.

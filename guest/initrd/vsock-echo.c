@@ -1,10 +1,14 @@
 /*
- * vsock-echo: the initrd's vsock test tool (busybox has no AF_VSOCK).
+ * vsock-echo: the initrd's test tool for vsock (busybox has no AF_VSOCK) and for a
+ * network device's transmit path (busybox sends nothing without a peer that answers).
  *   vsock-echo serve PORT      accept one connection on PORT, send back all it
  *                              receives until it closes, then exit
  *   vsock-echo send PORT SIZE  connect to the host (CID 2) at PORT, send SIZE
  *                              pseudo-random bytes while reading them back, and
  *                              print "vsock-echo: SIZE bytes intact" if they match
+ *   vsock-echo flood IFACE COUNT  send COUNT broadcast Ethernet frames of 1514 bytes on
+ *                              IFACE as fast as the kernel takes them, never waiting
+ *                              for room, and print how many it took
  */
 #include <poll.h>
 #include <stdint.h>
@@ -13,7 +17,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <linux/if_packet.h>
 #include <linux/vm_sockets.h>
+#include <net/if.h>
 
 static uint64_t state = 0x9e3779b97f4a7c15ULL;
 
@@ -104,9 +110,31 @@ static int send_and_check(unsigned port, long size) {
     return 0;
 }
 
+static int flood(const char *interface, long count) {
+    int fd = socket(AF_PACKET, SOCK_RAW, 0);
+    struct sockaddr_ll address = {.sll_family = AF_PACKET, .sll_ifindex = (int)if_nametoindex(interface), .sll_halen = 6};
+    if (fd < 0 || address.sll_ifindex == 0) {
+        perror("vsock-echo: flood");
+        return 1;
+    }
+    static uint8_t frame[1514];
+    memset(frame, 0xff, 6);
+    memset(address.sll_addr, 0xff, 6);
+    frame[6] = 0x02;
+    frame[12] = 0x88; /* EtherType 0x88b5: for local experiments */
+    frame[13] = 0xb5;
+    long taken = 0;
+    for (long i = 0; i < count; i++) {
+        if (sendto(fd, frame, sizeof frame, MSG_DONTWAIT, (struct sockaddr *)&address, sizeof address) == (ssize_t)sizeof frame) taken++;
+    }
+    printf("vsock-echo: flood: %ld of %ld frames taken\n", taken, count);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "serve")) return serve(atoi(argv[2]));
     if (argc == 4 && !strcmp(argv[1], "send")) return send_and_check(atoi(argv[2]), atol(argv[3]));
-    fprintf(stderr, "usage: vsock-echo serve PORT | vsock-echo send PORT SIZE\n");
+    if (argc == 4 && !strcmp(argv[1], "flood")) return flood(argv[2], atol(argv[3]));
+    fprintf(stderr, "usage: vsock-echo serve PORT | vsock-echo send PORT SIZE | vsock-echo flood IFACE COUNT\n");
     return 2;
 }

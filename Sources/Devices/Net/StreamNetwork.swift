@@ -2,25 +2,30 @@ import Glibc
 
 /// A network backend over a connected Unix stream socket that carries each frame as a
 /// 4-byte big-endian length and the frame: passt's protocol (QEMU's `-netdev stream`).
-/// Frames are read without blocking into a buffer of one frame's size; sends block,
-/// since a frame half-written would break the stream, and give up only when `abandon`
-/// says the VM is stopping.
+/// Nothing blocks: frames are read into a buffer of one frame's size, and what of a sent
+/// frame the socket cannot take now waits in a buffer of the same size (a frame cut short
+/// would break the stream) until it can.
 public final class StreamNetwork: NetworkBackend, @unchecked Sendable {
     public var carriesHeader: Bool { false }
     public let descriptor: Int32
-    private let abandon: @Sendable () -> Bool
     /// The frame being read: its length prefix, then its bytes. Only the receiving thread uses it.
     private var prefix = [UInt8](repeating: 0, count: 4)
     private var prefixRead = 0
     private var body: [UInt8]
     private var bodyRead = 0
     private var closed = false
+    /// The part of the last frame sent that the peer has not taken yet, prefix included,
+    /// from `outboxStart` to `outboxEnd`. Only the sending thread uses it.
+    private var outbox: [UInt8]
+    private var outboxStart = 0
+    private var outboxEnd = 0
+    private var sendFailed = false
 
     /// Takes ownership of `socket`.
-    public init(socket: Int32, maximumFrame: Int = VirtioNet.maximumFrameLength, abandon: @escaping @Sendable () -> Bool = { false }) {
+    public init(socket: Int32, maximumFrame: Int = VirtioNet.maximumFrameLength) {
         descriptor = socket
-        self.abandon = abandon
         body = [UInt8](repeating: 0, count: maximumFrame)
+        outbox = [UInt8](repeating: 0, count: 4 + maximumFrame)
     }
 
     deinit {
@@ -29,34 +34,61 @@ public final class StreamNetwork: NetworkBackend, @unchecked Sendable {
 
     public func acceptOffloads(_ features: UInt64) {}
 
+    public func readyToSend() -> Bool {
+        while outboxStart < outboxEnd && !sendFailed {
+            let sent = outbox.withUnsafeBytes {
+                Glibc.send(descriptor, $0.baseAddress! + outboxStart, outboxEnd - outboxStart, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
+            if sent < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { return false }
+                sendFailed = true
+            } else {
+                outboxStart += sent
+            }
+        }
+        return true
+    }
+
     public func send(_ parts: [UnsafeRawBufferPointer]) -> Bool {
-        var length = UInt32(parts.reduce(0) { $0 + $1.count }).bigEndian
-        return withUnsafeBytes(of: &length) { prefix in
+        let total = parts.reduce(0) { $0 + $1.count }
+        guard !sendFailed else { return false }
+        // A caller that did not wait for `readyToSend`, or a frame larger than any: dropped.
+        guard readyToSend(), total <= outbox.count - 4 else { return !sendFailed }
+        var length = UInt32(total).bigEndian
+        var sent = 0
+        withUnsafeBytes(of: &length) { prefix in
             var vectors = ([prefix] + parts).map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
-            var first = 0
-            while first < vectors.count {
-                let sent = vectors[first...].withUnsafeMutableBufferPointer { pointer -> Int in
-                    var message = msghdr()
+            var message = msghdr()
+            while true {
+                sent = vectors.withUnsafeMutableBufferPointer { pointer in
                     message.msg_iov = pointer.baseAddress
-                    message.msg_iovlen = min(pointer.count, 1024)
-                    return sendmsg(descriptor, &message, Int32(MSG_NOSIGNAL))
+                    message.msg_iovlen = pointer.count
+                    return sendmsg(descriptor, &message, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
                 }
-                if sent < 0 {
-                    if errno == EINTR && !abandon() { continue }
-                    return false
-                }
-                var left = sent
-                while first < vectors.count && left >= vectors[first].iov_len {
-                    left -= vectors[first].iov_len
-                    first += 1
-                }
-                if left > 0 {
-                    vectors[first].iov_base += left
-                    vectors[first].iov_len -= left
+                guard sent < 0 && errno == EINTR else { break }
+            }
+            if sent < 0 {
+                guard errno == EAGAIN || errno == EWOULDBLOCK else { return }
+                sent = 0
+            }
+            // Keep the rest: the prefix and the parts from byte `sent` on.
+            var skip = sent
+            outboxStart = 0
+            outboxEnd = 0
+            outbox.withUnsafeMutableBytes { box in
+                for part in [prefix] + parts {
+                    let from = min(skip, part.count)
+                    skip -= from
+                    let count = part.count - from
+                    guard count > 0 else { continue }
+                    (box.baseAddress! + outboxEnd).copyMemory(from: part.baseAddress! + from, byteCount: count)
+                    outboxEnd += count
                 }
             }
-            return true
         }
+        if sent < 0 { sendFailed = true }
+        return !sendFailed
     }
 
     public func receive(into buffer: UnsafeMutableRawBufferPointer) -> Int? {

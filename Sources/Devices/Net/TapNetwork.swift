@@ -62,6 +62,8 @@ public final class TapNetwork: NetworkBackend, @unchecked Sendable {
         _ = clinux_ioctl_value(descriptor, CLINUX_TUNSETOFFLOAD, UInt(offloads))
     }
 
+    public func readyToSend() -> Bool { true }
+
     public func send(_ parts: [UnsafeRawBufferPointer]) -> Bool {
         let vectors = parts.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
         while true {

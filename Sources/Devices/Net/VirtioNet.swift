@@ -3,11 +3,13 @@ import Memory
 import Synchronization
 
 /// virtio-net (virtio 1.x, section 5.1) with one queue pair: receiveq 0, transmitq 1.
-/// Transmit runs on the notifying vCPU's thread and hands each frame to the backend in
-/// place. Receive runs on the I/O thread (`pumpReceive`): it reads one frame at a time
-/// into a buffer of its own and copies it into the guest's buffers, so the host holds at
-/// most one frame per device whatever the guest does; a guest that posts no buffers
-/// leaves frames in the backend (passt's socket or the tap's queue), which drops them.
+/// Both run on the I/O thread, never on a vCPU's. Transmit (`pumpTransmit`) hands each
+/// frame to the backend in place, and takes a chain only when the backend is ready for
+/// it: a peer that stops reading leaves the guest's frames in its ring. Receive
+/// (`pumpReceive`) reads one frame at a time into a buffer of its own and copies it into
+/// the guest's buffers, so the host holds at most one frame per direction whatever the
+/// guest does; a guest that posts no buffers leaves frames in the backend (passt's socket
+/// or the tap's queue), which drops them.
 public final class VirtioNet: VirtioDevice, Sendable {
     public static let queueSize: UInt16 = 256
     /// The virtio-net header with VERSION_1: flags, gso_type, hdr_len, gso_size,
@@ -16,10 +18,11 @@ public final class VirtioNet: VirtioDevice, Sendable {
     /// 64 KiB of IP with an Ethernet and a VLAN header: the largest frame a segmentation
     /// offload produces.
     public static let maximumFrameLength = 65536 + 18
-    /// Frames one `pumpReceive` call moves at most, so that the I/O thread serves its other work.
+    /// Frames one `pumpReceive` or `pumpTransmit` call moves at most, so that the I/O
+    /// thread serves its other work.
     public static let framesPerPump = 64
-    static let receiveQueue = 0
-    static let transmitQueue = 1
+    public static let receiveQueue = 0
+    public static let transmitQueue = 1
 
     public enum Feature {
         public static let checksum: UInt64 = 1 << 0
@@ -39,7 +42,7 @@ public final class VirtioNet: VirtioDevice, Sendable {
     public enum ReceiveState: Equatable, Sendable {
         /// The backend's descriptor to become readable.
         case backend
-        /// The guest to post receive buffers; `receiveReady` is called when it does.
+        /// The guest to post receive buffers; `wake` is called when it does.
         case guest
         /// Nothing: the backend is gone.
         case closed
@@ -74,15 +77,23 @@ public final class VirtioNet: VirtioDevice, Sendable {
         var statistics = Statistics()
     }
 
+    struct Transmit {
+        var served = ServedQueue()
+        /// The driver notified the queue, or a pump stopped at its budget: pump again.
+        var notified = false
+        /// The backend was not ready for the next frame: pump again when it polls writable.
+        var waitingForBackend = false
+        var transmitted = 0
+        var dropped = 0
+    }
+
     private let receive = Mutex(Receive())
-    /// Only vCPU threads take it; they may block in the backend while holding it.
-    private let transmit = Mutex(ServedQueue())
-    private let transmitStatistics = Mutex(Statistics())
+    private let transmit = Mutex(Transmit())
     /// The frame being received: the header, then the frame. Only `receive`'s holder touches it.
     private nonisolated(unsafe) let frame: UnsafeMutableRawBufferPointer
     private let backend: NetworkBackend
     private let macAddress: [UInt8]
-    private let receiveReady: @Sendable () -> Void
+    private let wake: @Sendable () -> Void
     private let backendClosed: @Sendable () -> Void
 
     public var deviceType: UInt32 { 1 }
@@ -91,16 +102,17 @@ public final class VirtioNet: VirtioDevice, Sendable {
         Feature.mac | Feature.status | Feature.mergeableReceiveBuffers | (backend.carriesHeader ? Feature.offloads : 0)
     }
 
-    /// `receiveReady` is called, on any thread, when receive can go on after waiting for
-    /// the guest: the I/O thread should call `pumpReceive`. `backendClosed` is called once
-    /// when the backend goes away.
+    /// `wake` is called, on any thread, when the device has work for the I/O thread (the
+    /// guest posted receive buffers or notified the transmit queue): the I/O thread should
+    /// call `serveReady` with `woken` set. `backendClosed` is called once when the backend
+    /// goes away.
     public init(backend: NetworkBackend, mac: [UInt8], backendClosed: @escaping @Sendable () -> Void = {},
-                receiveReady: @escaping @Sendable () -> Void) {
+                wake: @escaping @Sendable () -> Void) {
         precondition(mac.count == 6, "a MAC address has 6 bytes")
         self.backend = backend
         macAddress = mac
         self.backendClosed = backendClosed
-        self.receiveReady = receiveReady
+        self.wake = wake
         frame = .allocate(byteCount: Self.headerLength + Self.maximumFrameLength, alignment: 16)
     }
 
@@ -110,9 +122,7 @@ public final class VirtioNet: VirtioDevice, Sendable {
 
     public var statistics: Statistics {
         var result = receive.withLock { $0.statistics }
-        let sent = transmitStatistics.withLock { $0 }
-        result.transmitted = sent.transmitted
-        result.transmitDropped = sent.transmitDropped
+        (result.transmitted, result.transmitDropped) = transmit.withLock { ($0.transmitted, $0.dropped) }
         return result
     }
 
@@ -126,14 +136,18 @@ public final class VirtioNet: VirtioDevice, Sendable {
 
     public func activate(queues: [Virtqueue?], features: UInt64, interrupt: VirtioInterrupt) {
         backend.acceptOffloads(features)
-        transmit.withLock { $0 = ServedQueue(queue: queues[Self.transmitQueue], interrupt: interrupt) }
+        transmit.withLock { state in
+            state.served = ServedQueue(queue: queues[Self.transmitQueue], interrupt: interrupt)
+            state.notified = false
+            state.waitingForBackend = false
+        }
         receive.withLock { state in
             state.served = ServedQueue(queue: queues[Self.receiveQueue], interrupt: interrupt)
             state.held = []
             state.mergeable = features & Feature.mergeableReceiveBuffers != 0
             state.waitingForGuest = false
         }
-        receiveReady()
+        wake()
     }
 
     public func queueNotified(_ index: Int) {
@@ -142,14 +156,31 @@ public final class VirtioNet: VirtioDevice, Sendable {
                 defer { state.waitingForGuest = false }
                 return state.waitingForGuest
             }
-            if wake { receiveReady() }
+            if wake { self.wake() }
             return
         }
-        var sent = 0
-        var dropped = 0
+        transmit.withLock { $0.notified = true }
+        wake()
+    }
+
+    /// Sends the frames the driver made available, at most `framesPerPump` of them, while
+    /// the backend is ready for them.
+    public func pumpTransmit() {
         let backend = self.backend
-        transmit.withLock { served in
-            served.serveAvailable { chain, queue throws(VirtqueueError) in
+        let (signal, again) = transmit.withLock { state -> ((@Sendable () -> Void)?, Bool) in
+            var budget = Self.framesPerPump
+            var blocked = false
+            var sent = 0
+            var dropped = 0
+            let signal = state.served.serveAvailable(while: {
+                guard budget > 0 else { return false }
+                guard backend.readyToSend() else {
+                    blocked = true
+                    return false
+                }
+                budget -= 1
+                return true
+            }) { chain, queue throws(VirtqueueError) in
                 let (readable, writable) = try queue.buffers(of: chain)
                 guard writable.buffers.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-readable") }
                 let skip = backend.carriesHeader ? 0 : Self.headerLength
@@ -160,17 +191,22 @@ public final class VirtioNet: VirtioDevice, Sendable {
                 if backend.send(readable.slices(from: skip).map { UnsafeRawBufferPointer($0) }) { sent += 1 } else { dropped += 1 }
                 return 0
             }
-        }?()
-        if sent > 0 || dropped > 0 {
-            transmitStatistics.withLock { statistics in
-                statistics.transmitted += sent
-                statistics.transmitDropped += dropped
-            }
+            state.transmitted += sent
+            state.dropped += dropped
+            state.waitingForBackend = blocked
+            state.notified = budget == 0
+            return (signal, budget == 0)
         }
+        signal?()
+        if again { wake() }
     }
 
     public func reset() {
-        transmit.withLock { $0 = ServedQueue() }
+        transmit.withLock { state in
+            state.served = ServedQueue()
+            state.notified = false
+            state.waitingForBackend = false
+        }
         receive.withLock { state in
             state.served = ServedQueue()
             state.held = []
@@ -279,16 +315,21 @@ public final class VirtioNet: VirtioDevice, Sendable {
 
 extension VirtioNet: PolledDevice {
     public func pollRequests() -> [pollfd] {
-        receive.withLock { $0.waitingFor } == .backend ? [pollfd(fd: backend.descriptor, events: Int16(POLLIN), revents: 0)] : []
+        let events = (receive.withLock { $0.waitingFor } == .backend ? POLLIN : 0)
+            | (transmit.withLock { $0.waitingForBackend } ? POLLOUT : 0)
+        return events == 0 ? [] : [pollfd(fd: backend.descriptor, events: Int16(events), revents: 0)]
     }
 
     public func serveReady(_ ready: [Int32: Int16], woken: Bool) {
-        let due = switch receive.withLock({ $0.waitingFor }) {
-        case .backend: ready[backend.descriptor] != nil
+        let events = Int32(ready[backend.descriptor] ?? 0)
+        let (notified, blocked) = transmit.withLock { ($0.notified, $0.waitingForBackend) }
+        if blocked ? events & (POLLOUT | POLLERR | POLLHUP) != 0 : notified { pumpTransmit() }
+        let receiveDue = switch receive.withLock({ $0.waitingFor }) {
+        case .backend: events & (POLLIN | POLLERR | POLLHUP) != 0
         case .guest: woken
         case .closed: false
         }
-        if due { _ = pumpReceive() }
+        if receiveDue { _ = pumpReceive() }
     }
 }
 
@@ -297,7 +338,7 @@ extension VirtioNet {
     /// used (by head): the restored device takes them back. A frame waiting for buffers
     /// is not kept; networks drop frames.
     public func saveState(into writer: inout StateWriter) {
-        writer.put(transmit.withLock { $0.broken })
+        writer.put(transmit.withLock { $0.served.broken })
         receive.withLock { state in
             writer.put(state.served.broken)
             writer.put(UInt32(state.held.count))
@@ -312,7 +353,7 @@ extension VirtioNet {
         guard count <= Int(Self.queueSize) else { throw .invalid(what: "net held chains") }
         var heads: [UInt16] = []
         for _ in 0..<count { heads.append(try reader.get(UInt16.self, "net held chain")) }
-        transmit.withLock { $0.broken = transmitBroken }
+        transmit.withLock { $0.served.broken = transmitBroken }
         try receive.withLock { state throws(StateError) in
             state.served.broken = receiveBroken
             state.held = []
@@ -326,6 +367,6 @@ extension VirtioNet {
                 }
             }
         }
-        receiveReady()
+        wake()
     }
 }

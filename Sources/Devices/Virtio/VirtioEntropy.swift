@@ -48,7 +48,7 @@ public final class VirtioEntropy: VirtioDevice, Sendable {
     /// `clock` gives monotonic nanoseconds; `source` fills a buffer with random bytes
     /// (false if it cannot); `retry` arranges for its second argument to be called after
     /// the given delay, from any thread.
-    public init(limit: RateLimit = .standard, clock: @escaping @Sendable () -> UInt64 = VirtioEntropy.monotonicNanoseconds,
+    public init(limit: RateLimit = .standard, clock: @escaping @Sendable () -> UInt64 = MonotonicClock.nanoseconds,
                 source: @escaping @Sendable (UnsafeMutableRawBufferPointer) -> Bool = VirtioEntropy.systemRandom,
                 retry: @escaping @Sendable (_ nanoseconds: UInt64, _ refill: @escaping @Sendable () -> Void) -> Void) {
         self.limit = limit
@@ -114,12 +114,6 @@ public final class VirtioEntropy: VirtioDevice, Sendable {
         }
         signal?()
         if let delay { retry(delay) { [weak self] in self?.refill() } }
-    }
-
-    public static let monotonicNanoseconds: @Sendable () -> UInt64 = {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 
     public static let systemRandom: @Sendable (UnsafeMutableRawBufferPointer) -> Bool = { buffer in

@@ -5,6 +5,9 @@ import Synchronization
 /// one instance per device, 4 KiB of MMIO, one interrupt line.
 public final class VirtioMMIOTransport: BusDevice, Sendable {
     public static let size: UInt64 = 0x1000
+    /// Where the driver writes a queue's index to notify it: a VMM may hand writes of one
+    /// index to an ioeventfd, so that they never leave the kernel.
+    public static let queueNotifyOffset = UInt64(Register.queueNotify)
 
     enum Register {
         static let magic = 0x000

@@ -14,6 +14,8 @@ final class FuzzNetwork: NetworkBackend, @unchecked Sendable {
         self.lengths = lengths
     }
 
+    func readyToSend() -> Bool { true }
+
     func send(_ parts: [UnsafeRawBufferPointer]) -> Bool {
         let total = parts.reduce(0) { $0 + $1.count }
         precondition(total <= VirtioNet.maximumFrameLength + (carriesHeader ? VirtioNet.headerLength : 0), "an oversized frame was sent")
@@ -51,6 +53,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     device.activate(queues: [receiveQueue, transmitQueue],
                     features: choice & 1 != 0 ? VirtioNet.Feature.mergeableReceiveBuffers : 0, interrupt: interrupt)
     device.queueNotified(1)
+    device.pumpTransmit()
     for _ in 0..<Int(choice >> 2 & 3 + 1) {
         _ = device.pumpReceive()
         device.queueNotified(0)
