@@ -20,6 +20,7 @@ public final class BootEvents: Sendable {
     /// Knuth–Morris–Pratt fallback: after a mismatch at i+1, the longest prefix that is still matched.
     private let fallback: [Int]
     private let times = Mutex(Times())
+    private let exitCounts = Mutex(ExitCounts())
     /// How much of `marker` the output seen so far ends with.
     private let matched = Mutex(0)
 
@@ -52,8 +53,15 @@ public final class BootEvents: Sendable {
 
     public var recorded: Times { times.withLock { $0 } }
 
-    /// The start on CLOCK_MONOTONIC (so a caller can relate it to its own exec time)
-    /// and each event in milliseconds after it.
+    /// The exits to userspace of every vCPU whose loop has ended, by reason.
+    public var exits: ExitCounts { exitCounts.withLock { $0 } }
+
+    func add(_ counts: ExitCounts) {
+        exitCounts.withLock { $0 = $0 + counts }
+    }
+
+    /// The start on CLOCK_MONOTONIC (so a caller can relate it to its own exec time),
+    /// each event in milliseconds after it, and the exits to userspace by reason.
     public var json: String {
         let times = recorded
         func milliseconds(_ value: Double?) -> String {
@@ -62,7 +70,7 @@ public final class BootEvents: Sendable {
         }
         return "{\"start_monotonic\":\(start),\"built_ms\":\(milliseconds(times.built)),"
             + "\"first_run_ms\":\(milliseconds(times.firstRun)),\"first_output_ms\":\(milliseconds(times.firstOutput)),"
-            + "\"marker_ms\":\(milliseconds(times.marker)),\"exit_ms\":\(milliseconds(times.exited))}"
+            + "\"marker_ms\":\(milliseconds(times.marker)),\"exit_ms\":\(milliseconds(times.exited)),\"exits\":\(exits.json)}"
     }
 
     func built() { record(\.built) }

@@ -302,7 +302,7 @@ public final class MicroVM: @unchecked Sendable {
             // Registered before the thread exists, so that a stop from here on reaches it.
             let slot = control.register { cpu.requestImmediateExit() }
             let runner = VCPURunner(cpu: cpu, memory: memory, ioBus: ioBus, mmioBus: mmioBus, control: control,
-                                    profile: profile, prepare: prepareThread(for: cpu))
+                                    profile: profile, prepare: prepareThread(for: cpu), finish: { [events] in events.add($0) })
             do throws(KVMError) {
                 let thread = try NativeThread(name: "microvm-vcpu\(cpu.id)") {
                     runner.run()

@@ -16,9 +16,13 @@ package final class VCPURunner<CPU: GuestCPU>: @unchecked Sendable {
     /// Runs on the vCPU thread before the first KVM_RUN (signal mask, seccomp, boot timing);
     /// a throw stops the VM with the error.
     let prepare: () throws -> Void
+    /// Gets this vCPU's exit counts when its loop ends.
+    let finish: (ExitCounts) -> Void
+    /// Only the vCPU's thread touches it.
+    private var exits = ExitCounts()
 
     package init(cpu: CPU, memory: GuestMemory, ioBus: Bus, mmioBus: Bus, control: StopSwitch, profile: HostProfile,
-                 prepare: @escaping () throws -> Void = {}) {
+                 prepare: @escaping () throws -> Void = {}, finish: @escaping (ExitCounts) -> Void = { _ in }) {
         self.cpu = cpu
         self.memory = memory
         self.ioBus = ioBus
@@ -26,9 +30,11 @@ package final class VCPURunner<CPU: GuestCPU>: @unchecked Sendable {
         self.control = control
         self.profile = profile
         self.prepare = prepare
+        self.finish = finish
     }
 
     package func run() {
+        defer { finish(exits) }
         do {
             try prepare()
         } catch {
@@ -63,6 +69,7 @@ package final class VCPURunner<CPU: GuestCPU>: @unchecked Sendable {
     }
 
     private func handle(_ exit: VCPUExit) {
+        exits.count(exit)
         switch exit {
         case .portIn(let port, let size, let count, let data):
             for index in 0..<count where (index + 1) * size <= data.count {

@@ -58,8 +58,9 @@ struct ControlCommand: ParsableCommand {
     /// The VM may run in another directory: a relative path means this one.
     static func absolute(_ path: String) -> String {
         guard !path.hasPrefix("/") else { return path }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        guard getcwd(&buffer, buffer.count) != nil else { return path }
-        return String(cString: buffer) + "/" + path
+        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+        let found = buffer.withUnsafeMutableBytes { getcwd($0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) != nil }
+        guard found else { return path }
+        return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self) + "/" + path
     }
 }

@@ -66,7 +66,7 @@ struct RunCommand: ParsableCommand {
     @Argument(parsing: .postTerminator, help: ArgumentHelp("After --: the command the guest runs, its arguments passed through unchanged; microvm exits with its status.", valueName: "command"))
     var command: [String] = []
 
-    @Flag(help: ArgumentHelp("On exit, print start-up timestamps as JSON on stderr: from main to VM built, first KVM_RUN, first console byte, the initrd's \"\(BootEvents.guestInitMarker)\" line, and exit."))
+    @Flag(help: ArgumentHelp("On exit, print start-up timestamps as JSON on stderr: from main to VM built, first KVM_RUN, first console byte, the initrd's \"\(BootEvents.guestInitMarker)\" line, and exit; and the vCPUs' exits to userspace by reason."))
     var bootTimer = false
 
     func run() throws {

@@ -273,6 +273,36 @@ final class CountingDevice: BusDevice, @unchecked Sendable {
         #expect(cpu.mmioReadData == [[0x10, 0x11, 0x12, 0x13]])
     }
 
+    @Test func exitsAreCountedByReasonWhenTheLoopEnds() throws {
+        let cpu = ScriptedCPU([
+            .portOut(0x3f8, [0x41, 0x42, 0x43], size: 1),
+            .portOut(0x3f8, [0x44], size: 1),
+            .portIn(0x3f9, size: 1, count: 1),
+            .mmioRead(0xd000_0010, 4),
+            .exit(.halt),
+            .exit(.systemEvent(type: 2)),
+        ])
+        let control = try RunControl()
+        _ = control.register { cpu.requestImmediateExit() }
+        let counted = Counts()
+        VCPURunner(cpu: cpu, memory: memory, ioBus: ioBus, mmioBus: mmioBus, control: control, profile: .hardwareVirtualization,
+                   finish: { counted.value = $0 }).run()
+        var expected = ExitCounts()
+        expected.portOut = 2
+        expected.portIn = 1
+        expected.mmioRead = 1
+        expected.other = 2
+        #expect(counted.value == expected)
+        let events = BootEvents()
+        events.add(expected)
+        events.add(expected)
+        #expect(events.json.hasSuffix("\"exits\":{\"io_in\":2,\"io_out\":4,\"mmio_read\":2,\"mmio_write\":0,\"interrupted\":0,\"other\":4}}"))
+    }
+
+    final class Counts: @unchecked Sendable {
+        var value: ExitCounts?
+    }
+
     @Test func everyWayOfStoppingBecomesItsExit() throws {
         var registers = Registers()
         registers.rip = 0xdead
