@@ -24,6 +24,7 @@ final class ZeroDisk: BlockBackend, @unchecked Sendable {
 final class SilentNetwork: NetworkBackend, @unchecked Sendable {
     var carriesHeader: Bool { false }
     var descriptor: Int32 { -1 }
+    func readyToSend() -> Bool { true }
     func send(_ parts: [UnsafeRawBufferPointer]) -> Bool { true }
     func receive(into buffer: UnsafeMutableRawBufferPointer) -> Int? { 0 }
     func acceptOffloads(_ features: UInt64) {}
