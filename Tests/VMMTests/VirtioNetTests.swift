@@ -337,6 +337,17 @@ final class Counter: Sendable {
         #expect(payload.withUnsafeBytes { network.send([$0]) } == false, "the peer is gone")
     }
 
+    @Test func aFrameInMorePartsThanSendmsgTakesArrivesWhole() {
+        let parts = (0..<1100).map { [UInt8](repeating: UInt8(truncatingIfNeeded: $0), count: 3) }
+        let pointers = parts.map { part in UnsafeRawBufferPointer(UnsafeMutableRawBufferPointer.allocate(byteCount: 3, alignment: 1)) }
+        defer { pointers.forEach { $0.deallocate() } }
+        for (part, pointer) in zip(parts, pointers) { UnsafeMutableRawBufferPointer(mutating: pointer).copyBytes(from: part) }
+        #expect(network.send(pointers))
+        #expect(network.readyToSend())
+        #expect(peerRead(4 + 3300) == [0, 0, 0x0c, 0xe4] + parts.flatMap { $0 })
+        close(pair[1])
+    }
+
     @Test func aLengthBeyondTheLargestFrameEndsTheStream() {
         var buffer = [UInt8](repeating: 0, count: 2048)
         peerWrite([0, 0x10, 0, 0])

@@ -21,6 +21,9 @@ public final class StreamNetwork: NetworkBackend, @unchecked Sendable {
     private var outboxEnd = 0
     private var sendFailed = false
 
+    /// IOV_MAX: the most parts one sendmsg takes.
+    static let maximumVectors = 1024
+
     /// Takes ownership of `socket`.
     public init(socket: Int32, maximumFrame: Int = VirtioNet.maximumFrameLength) {
         descriptor = socket
@@ -60,7 +63,9 @@ public final class StreamNetwork: NetworkBackend, @unchecked Sendable {
         withUnsafeBytes(of: &length) { prefix in
             var vectors = ([prefix] + parts).map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
             var message = msghdr()
-            while true {
+            // More parts than sendmsg takes (a chain may have 1,024 buffers): all of it goes
+            // through the outbox.
+            while vectors.count <= Self.maximumVectors {
                 sent = vectors.withUnsafeMutableBufferPointer { pointer in
                     message.msg_iov = pointer.baseAddress
                     message.msg_iovlen = pointer.count
@@ -88,6 +93,7 @@ public final class StreamNetwork: NetworkBackend, @unchecked Sendable {
             }
         }
         if sent < 0 { sendFailed = true }
+        _ = readyToSend()
         return !sendFailed
     }
 
