@@ -151,11 +151,8 @@ extension RunCommand {
 }
 
 extension RunCommand {
-    struct BadShare: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    struct BadNetwork: Error, CustomStringConvertible {
+    /// An option's value that does not parse: the message names the option.
+    struct BadArgument: Error, CustomStringConvertible {
         let description: String
     }
 
@@ -164,7 +161,7 @@ extension RunCommand {
         if argument == "passt" { return .passt(socket: nil) }
         if argument.hasPrefix("passt="), argument.count > 6 { return .passt(socket: String(argument.dropFirst(6))) }
         if argument.hasPrefix("tap="), argument.count > 4 { return .tap(name: String(argument.dropFirst(4))) }
-        throw BadNetwork(description: "--net \(argument): expected passt, passt=SOCKET or tap=NAME")
+        throw BadArgument(description: "--net \(argument): expected passt, passt=SOCKET or tap=NAME")
     }
 
     /// Six hexadecimal bytes separated by colons; a unicast address.
@@ -172,9 +169,9 @@ extension RunCommand {
         let parts = argument.split(separator: ":", omittingEmptySubsequences: false)
         let bytes = parts.compactMap { $0.count == 2 ? UInt8($0, radix: 16) : nil }
         guard parts.count == 6, bytes.count == 6 else {
-            throw BadNetwork(description: "--mac \(argument): expected six hexadecimal bytes, as 02:12:34:56:78:9a")
+            throw BadArgument(description: "--mac \(argument): expected six hexadecimal bytes, as 02:12:34:56:78:9a")
         }
-        guard bytes[0] & 1 == 0 else { throw BadNetwork(description: "--mac \(argument): a multicast address (the first byte is odd)") }
+        guard bytes[0] & 1 == 0 else { throw BadArgument(description: "--mac \(argument): a multicast address (the first byte is odd)") }
         return bytes
     }
 
@@ -189,13 +186,13 @@ extension RunCommand {
             path = String(text[..<colon])
             tag = String(text[text.index(after: colon)...])
         }
-        guard !path.isEmpty else { throw BadShare(description: "--share \(argument): no directory given") }
+        guard !path.isEmpty else { throw BadArgument(description: "--share \(argument): no directory given") }
         let name = path.split(separator: "/").last.map(String.init) ?? ""
         guard let tag = tag ?? (name.isEmpty ? nil : name) else {
-            throw BadShare(description: "--share \(argument): give the share a tag with DIR:TAG")
+            throw BadArgument(description: "--share \(argument): give the share a tag with DIR:TAG")
         }
         guard tag != VMConfiguration.Share.rootTag else {
-            throw BadShare(description: "--share \(argument): the tag \(tag) is reserved for --rootfs")
+            throw BadArgument(description: "--share \(argument): the tag \(tag) is reserved for --rootfs")
         }
         return VMConfiguration.Share(path: path, tag: tag, readOnly: readOnly)
     }

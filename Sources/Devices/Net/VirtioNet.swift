@@ -181,8 +181,7 @@ public final class VirtioNet: VirtioDevice, Sendable {
                 budget -= 1
                 return true
             }) { chain, queue throws(VirtqueueError) in
-                let (readable, writable) = try queue.buffers(of: chain)
-                guard writable.buffers.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-readable") }
+                let readable = try queue.readableBuffers(of: chain)
                 let skip = backend.carriesHeader ? 0 : Self.headerLength
                 guard readable.count > Self.headerLength, readable.count - Self.headerLength <= Self.maximumFrameLength else {
                     dropped += 1
@@ -276,8 +275,7 @@ public final class VirtioNet: VirtioDevice, Sendable {
         var capacity = state.held.reduce(0) { $0 + $1.buffers.count }
         while capacity < length && (state.mergeable || state.held.isEmpty) && state.held.count < Int(queue.size) {
             guard let chain = try queue.next() else { return false }
-            let (readable, writable) = try queue.buffers(of: chain)
-            guard readable.buffers.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-writable") }
+            let writable = try queue.writableBuffers(of: chain)
             state.held.append(HeldChain(chain: chain, buffers: writable))
             capacity += writable.count
         }

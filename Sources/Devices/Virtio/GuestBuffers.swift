@@ -67,4 +67,20 @@ extension Virtqueue {
         }
         return (GuestBuffers(readable), GuestBuffers(writable))
     }
+
+    /// The buffers of a chain the device only reads (a transmit queue's); a writable
+    /// buffer in it breaks the queue.
+    public func readableBuffers(of chain: DescriptorChain) throws(VirtqueueError) -> GuestBuffers {
+        let (readable, writable) = try buffers(of: chain)
+        guard writable.buffers.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-readable") }
+        return readable
+    }
+
+    /// The buffers of a chain the device only writes (a receive queue's); a readable
+    /// buffer in it breaks the queue.
+    public func writableBuffers(of chain: DescriptorChain) throws(VirtqueueError) -> GuestBuffers {
+        let (readable, writable) = try buffers(of: chain)
+        guard readable.buffers.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-writable") }
+        return writable
+    }
 }

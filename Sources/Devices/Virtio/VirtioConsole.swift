@@ -102,8 +102,7 @@ public final class VirtioConsole: VirtioDevice, Sendable {
         let output = self.output
         transmit.withLock { transmit in
             transmit.serveAvailable { chain, queue throws(VirtqueueError) in
-                let (readable, writable) = try queue.buffers(of: chain)
-                guard writable.buffers.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-readable") }
+                let readable = try queue.readableBuffers(of: chain)
                 for slice in readable.slices(from: 0, length: Self.maximumChainOutput) { output(UnsafeRawBufferPointer(slice)) }
                 return 0
             }
@@ -125,8 +124,7 @@ public final class VirtioConsole: VirtioDevice, Sendable {
         var completed = false
         do throws(VirtqueueError) {
             while !state.pendingInput.isEmpty, let chain = try queue.next() {
-                let (readable, writable) = try queue.buffers(of: chain)
-                guard readable.buffers.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-writable") }
+                let writable = try queue.writableBuffers(of: chain)
                 let written = writable.write(Array(state.pendingInput.prefix(writable.count)))
                 state.pendingInput.removeFirst(written)
                 queue.complete(chain, written: UInt32(written))

@@ -92,8 +92,7 @@ public final class VirtioEntropy: VirtioDevice, Sendable {
             var tokens = state.tokens
             let source = self.source
             let signal = state.served.serveAvailable(while: { tokens > 0 }) { chain, queue throws(VirtqueueError) in
-                let (readable, writable) = try queue.buffers(of: chain)
-                guard readable.buffers.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-writable") }
+                let writable = try queue.writableBuffers(of: chain)
                 var left = Int(min(UInt64(Self.maximumChainBytes), tokens))
                 var written = 0
                 for slice in writable.buffers where left > 0 {

@@ -101,8 +101,7 @@ public final class VirtioVsock: VirtioDevice, Sendable {
                 var transmit = state.transmit
                 var handled = false
                 let signal = transmit.serveAvailable { chain, queue throws(VirtqueueError) in
-                    let (readable, writable) = try queue.buffers(of: chain)
-                    guard writable.buffers.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-readable") }
+                    let readable = try queue.readableBuffers(of: chain)
                     handleFromGuest(readable, &state)
                     handled = true
                     return 0
@@ -206,17 +205,20 @@ public final class VirtioVsock: VirtioDevice, Sendable {
     }
 
     private func owe(resetFor header: VsockHeader, _ state: inout State) {
+        oweReset(host: header.destinationPort, guest: header.sourcePort, &state)
+    }
+
+    /// Owes the guest a RST; at most `maximumOwedResets` wait, more are not sent.
+    private func oweReset(host: UInt32, guest: UInt32, _ state: inout State) {
         guard state.owedResets.count < Self.maximumOwedResets else { return }
-        state.owedResets.append((header.destinationPort, header.sourcePort))
+        state.owedResets.append((host, guest))
     }
 
     /// Ends a connection: closes the host socket, and owes the guest a RST if asked.
     private func drop(_ index: Int, resetting: Bool, _ state: inout State) {
         let connection = state.connections.remove(at: index)
         close(connection.fd)
-        if resetting && state.owedResets.count < Self.maximumOwedResets {
-            state.owedResets.append((connection.localPort, connection.peerPort))
-        }
+        if resetting { oweReset(host: connection.localPort, guest: connection.peerPort, &state) }
     }
 }
 
@@ -350,12 +352,12 @@ extension VirtioVsock: PolledDevice {
     /// Sends a connection's control packets, in protocol order; a RST ends the connection.
     private func sendOwed(_ index: Int, in queue: Virtqueue, _ state: inout State) throws(VirtqueueError) -> Bool {
         var sent = false
-        let order: [(VsockConnection.Owed, VsockHeader.Operation, UInt32)] = [
-            (.request, .request, 0), (.response, .response, 0), (.creditUpdate, .creditUpdate, 0), (.reset, .reset, 0),
+        let order: [(VsockConnection.Owed, VsockHeader.Operation)] = [
+            (.request, .request), (.response, .response), (.creditUpdate, .creditUpdate), (.reset, .reset),
         ]
-        for (flag, operation, flags) in order where state.connections[index].owed.contains(flag) {
+        for (flag, operation) in order where state.connections[index].owed.contains(flag) {
             if flag == .reset && !state.connections[index].pendingToHost.isEmpty { break }
-            guard try send(header(for: state.connections[index], operation, flags: flags), in: queue, &state) else { return sent }
+            guard try send(header(for: state.connections[index], operation), in: queue, &state) else { return sent }
             sent = true
             state.connections[index].owed.remove(flag)
             state.connections[index].announcedForward = state.connections[index].forwarded
@@ -384,8 +386,7 @@ extension VirtioVsock: PolledDevice {
                 state.starved = true
                 return sent
             }
-            let (readable, writable) = try queue.buffers(of: chain)
-            guard readable.buffers.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-writable") }
+            let writable = try queue.writableBuffers(of: chain)
             guard writable.count > VsockHeader.size else {
                 queue.complete(chain, written: 0)
                 continue
@@ -425,8 +426,7 @@ extension VirtioVsock: PolledDevice {
             state.starved = true
             return false
         }
-        let (readable, writable) = try queue.buffers(of: chain)
-        guard readable.buffers.isEmpty else { throw .wrongDirection(head: chain.head, expected: "device-writable") }
+        let writable = try queue.writableBuffers(of: chain)
         queue.complete(chain, written: UInt32(writable.write(packet.bytes)))
         return true
     }
