@@ -5,6 +5,7 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
     case invalidKernel(file: String, reason: String)
     case invalidInitrd(file: String, reason: String)
     case invalidCommandLine(reason: String)
+    case invalidSymbols(file: String, reason: String)
 
     public var description: String {
         switch self {
@@ -12,6 +13,7 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
         case .invalidKernel(let file, let reason): return "kernel \(file): \(reason)"
         case .invalidInitrd(let file, let reason): return "initrd \(file): \(reason)"
         case .invalidCommandLine(let reason): return "kernel command line: \(reason)"
+        case .invalidSymbols(let file, let reason): return "symbols \(file): \(reason)"
         }
     }
 }

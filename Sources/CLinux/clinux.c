@@ -40,6 +40,20 @@ int clinux_timedjoin(pthread_t thread, int milliseconds) {
     return pthread_timedjoin_np(thread, NULL, &deadline);
 }
 
+int clinux_thread_timer_start(int signal, long interval_ns, timer_t *timer) {
+    struct sigevent event = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = signal };
+    event._sigev_un._tid = gettid();
+    if (timer_create(CLOCK_MONOTONIC, &event, timer) < 0) return -errno;
+    struct timespec interval = { .tv_sec = interval_ns / 1000000000L, .tv_nsec = interval_ns % 1000000000L };
+    struct itimerspec schedule = { .it_interval = interval, .it_value = interval };
+    if (timer_settime(*timer, 0, &schedule, NULL) < 0) {
+        int error = errno;
+        timer_delete(*timer);
+        return -error;
+    }
+    return 0;
+}
+
 const uint64_t CLINUX_RESOLVE_BENEATH = RESOLVE_BENEATH;
 const uint64_t CLINUX_RESOLVE_NO_MAGICLINKS = RESOLVE_NO_MAGICLINKS;
 const uint64_t CLINUX_RESOLVE_NO_SYMLINKS = RESOLVE_NO_SYMLINKS;

@@ -6,6 +6,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case badShareTag(String)
     case shareTagTooLong(String, maximum: Int)
     case duplicateShareTag(String)
+    case profileRate(Int)
 
     public var description: String {
         switch self {
@@ -21,6 +22,8 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
             return "the share tag '\(tag.prefix(32))…' has \(tag.utf8.count) bytes; a virtio-9p tag has at most \(maximum)"
         case .duplicateShareTag(let tag):
             return "two shares have the tag '\(tag)'; give one another tag with HOSTDIR:TAG"
+        case .profileRate(let rate):
+            return "a profile rate of \(rate) Hz; microvm samples at \(GuestProfiler.rates.lowerBound) to \(GuestProfiler.rates.upperBound) Hz"
         }
     }
 }

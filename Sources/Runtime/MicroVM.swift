@@ -29,6 +29,7 @@ public final class MicroVM: @unchecked Sendable {
     /// passt, when microvm started it for the network device.
     private let passt: PasstProcess?
     private let events: BootEvents
+    private let profiler: GuestProfiler?
     /// The status the guest's /init reported through the exit-status register.
     let reported = ReportedStatus()
     /// Every device a snapshot saves, in a fixed order: COM1, the i8042, then the virtio slots.
@@ -47,6 +48,10 @@ public final class MicroVM: @unchecked Sendable {
         self.configuration = configuration
         self.profile = profile
         self.events = events
+        if let profiling = configuration.profiling, !GuestProfiler.rates.contains(profiling.rate) {
+            throw ConfigurationError.profileRate(profiling.rate)
+        }
+        profiler = configuration.profiling.map { GuestProfiler(rate: $0.rate, symbols: $0.symbols) }
         let control = try RunControl()
         self.control = control
         socket = try configuration.consoleSocket.map { path throws(UnixSocket.Error) in try ConsoleSocketServer(path: path) }
@@ -302,7 +307,8 @@ public final class MicroVM: @unchecked Sendable {
             // Registered before the thread exists, so that a stop from here on reaches it.
             let slot = control.register { cpu.requestImmediateExit() }
             let runner = VCPURunner(cpu: cpu, memory: memory, ioBus: ioBus, mmioBus: mmioBus, control: control,
-                                    profile: profile, prepare: prepareThread(for: cpu), finish: { [events] in events.add($0) })
+                                    profile: profile, prepare: prepareThread(for: cpu), finish: { [events] in events.add($0) },
+                                    sampler: profiler?.sampler())
             do throws(KVMError) {
                 let thread = try NativeThread(name: "microvm-vcpu\(cpu.id)") {
                     runner.run()
@@ -349,6 +355,9 @@ public final class MicroVM: @unchecked Sendable {
             if cpu.id == 0 { events.firstRun() }
         }
     }
+
+    /// Where the vCPUs' time went, when the configuration asked for profiling; whole once `run()` has returned.
+    public var guestProfile: GuestProfile? { profiler?.profile }
 
     /// Asks a running VM to stop, from any thread; `run()` then returns `.stopRequested`.
     public func requestStop() {

@@ -30,7 +30,8 @@ public enum SeccompFilter {
                           "linkat", "mknodat", "fchownat", "fchmodat", "fchmodat2", "chmod", "utimensat", "fcntl"]
             // A guest connecting to the host opens a Unix socket from the notifying vCPU.
             let vsockCalls = ["socket", "connect", "fcntl", "close", "shutdown"]
-            return common + disks + (sharing ? shares : []) + (vsock ? vsockCalls : [])
+            // A profiled vCPU deletes its sampling timer as its loop ends.
+            return common + disks + ["timer_delete"] + (sharing ? shares : []) + (vsock ? vsockCalls : [])
         case .eventLoop:
             // A control socket's snapshot writes the state and memory files.
             let snapshots = ["openat", "fstat", "newfstatat", "statx", "ftruncate", "pwrite64", "fsync", "renameat",

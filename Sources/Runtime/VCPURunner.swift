@@ -18,11 +18,14 @@ package final class VCPURunner<CPU: GuestCPU>: @unchecked Sendable {
     let prepare: () throws -> Void
     /// Gets this vCPU's exit counts when its loop ends.
     let finish: (ExitCounts) -> Void
+    /// Samples the guest's instruction pointer when the VM is profiled.
+    let sampler: VCPUSampler?
     /// Only the vCPU's thread touches it.
     private var exits = ExitCounts()
 
     package init(cpu: CPU, memory: GuestMemory, ioBus: Bus, mmioBus: Bus, control: StopSwitch, profile: HostProfile,
-                 prepare: @escaping () throws -> Void = {}, finish: @escaping (ExitCounts) -> Void = { _ in }) {
+                 prepare: @escaping () throws -> Void = {}, finish: @escaping (ExitCounts) -> Void = { _ in },
+                 sampler: VCPUSampler? = nil) {
         self.cpu = cpu
         self.memory = memory
         self.ioBus = ioBus
@@ -31,11 +34,17 @@ package final class VCPURunner<CPU: GuestCPU>: @unchecked Sendable {
         self.profile = profile
         self.prepare = prepare
         self.finish = finish
+        self.sampler = sampler
     }
 
     package func run() {
-        defer { finish(exits) }
+        defer {
+            sampler?.stop()
+            finish(exits)
+        }
         do {
+            // Before the system-call filter, which has no timer_create.
+            try sampler?.start()
             try prepare()
         } catch {
             control.stop(.vmmError("vCPU \(cpu.id): \(error)"))
@@ -70,6 +79,7 @@ package final class VCPURunner<CPU: GuestCPU>: @unchecked Sendable {
 
     private func handle(_ exit: VCPUExit) {
         exits.count(exit)
+        sampler?.exitTaken(cpu)
         switch exit {
         case .portIn(let port, let size, let count, let data):
             for index in 0..<count where (index + 1) * size <= data.count {

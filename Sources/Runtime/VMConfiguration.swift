@@ -53,6 +53,20 @@ public struct VMConfiguration: Sendable {
     /// A virtio-vsock device (guest CID 3) whose host side listens at this Unix socket
     /// path; a guest connecting to the host's port P reaches the socket `PATH_P`.
     public var vsock: String?
+    /// Sample the vCPUs' instruction pointers for the whole run (`MicroVM.guestProfile`).
+    public var profiling: Profiling?
+
+    public struct Profiling: Sendable {
+        /// Samples per second and vCPU, within `GuestProfiler.rates`.
+        public var rate: Int
+        /// Names the sampled addresses: the booted vmlinux's, or a bzImage's System.map.
+        public var symbols: SymbolTable
+
+        public init(rate: Int = GuestProfiler.defaultRate, symbols: SymbolTable) {
+            self.rate = rate
+            self.symbols = symbols
+        }
+    }
 
     public enum Network: Equatable, Sendable {
         /// passt, started by microvm (socket nil) or listening at `socket`.
@@ -113,7 +127,8 @@ public struct VMConfiguration: Sendable {
                 consoleSocket: String? = nil, consoleOutput: Int32 = STDOUT_FILENO, consoleLog: String? = nil,
                 consoleInput: Bool = true, disks: [Disk] = [], rootOnFirstDisk: Bool = false, shares: [Share] = [], command: [String]? = nil,
                 seccomp: Bool = false, controlSocket: String? = nil, acpi: Bool = true, network: Network? = nil,
-                mac: [UInt8]? = nil, entropy: VirtioEntropy.RateLimit? = .standard, vsock: String? = nil) {
+                mac: [UInt8]? = nil, entropy: VirtioEntropy.RateLimit? = .standard, vsock: String? = nil,
+                profiling: Profiling? = nil) {
         self.kernel = kernel
         self.initrd = initrd
         self.commandLine = commandLine ?? KernelCommandLine(Self.defaultCommandLine(console: console))
@@ -135,6 +150,7 @@ public struct VMConfiguration: Sendable {
         self.mac = mac
         self.entropy = entropy
         self.vsock = vsock
+        self.profiling = profiling
     }
 
     /// The MAC address the network device gets: `mac`, or a locally administered unicast

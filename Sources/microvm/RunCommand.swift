@@ -69,6 +69,15 @@ struct RunCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("On exit, print start-up timestamps as JSON on stderr: from main to VM built, first KVM_RUN, first console byte, the initrd's \"\(BootEvents.guestInitMarker)\" line, and exit; and the vCPUs' exits to userspace by reason."))
     var bootTimer = false
 
+    @Option(help: ArgumentHelp("Sample the vCPUs' instruction pointers for the whole run; write a flat profile of the guest's functions to this file, the folded stacks flame-graph tools read to FILE.folded, and a summary on stderr.", valueName: "file"))
+    var profile: String?
+
+    @Option(help: ArgumentHelp("Profile samples per second and vCPU (default \(GuestProfiler.defaultRate)).", valueName: "hz"))
+    var profileRate: Int = GuestProfiler.defaultRate
+
+    @Option(help: ArgumentHelp("The symbols that name profiled addresses: an ELF file or a System.map (default: the kernel, when it is an ELF vmlinux; a bzImage needs its System.map).", valueName: "path"))
+    var symbols: String?
+
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
         // The self-test makes a call off the vCPU thread's list while the guest runs (and the
@@ -114,7 +123,7 @@ struct RunCommand: ParsableCommand {
             }
         }
         if !shares.isEmpty { Self.raiseOpenFileLimit() }
-        let configuration = VMConfiguration(
+        var configuration = VMConfiguration(
             kernel: kernelPath!,
             initrd: initrdPath,
             commandLine: cmdline.map { KernelCommandLine($0) },
@@ -135,9 +144,31 @@ struct RunCommand: ParsableCommand {
             entropy: noRNG ? nil : .standard,
             vsock: vsock
         )
+        configuration.profiling = try profiling(kernel: kernelPath!)
+        let outputs = try profile.map { path in try ProfileFiles(path: path) }
         let vm = try MicroVM(configuration, events: events)
         session.announceConsole()
-        return vm.run()
+        let exit = vm.run()
+        if let outputs, let result = vm.guestProfile {
+            outputs.write(result)
+            report(result.flat(limit: 10).split(separator: "\n").map { "profile: \($0)" }.joined(separator: "\n"))
+        }
+        return exit
+    }
+
+    private func profiling(kernel: String) throws -> VMConfiguration.Profiling? {
+        guard profile != nil else {
+            if symbols != nil { throw BadArgument(description: "--symbols names a profile's functions; give --profile FILE too") }
+            if profileRate != GuestProfiler.defaultRate { throw BadArgument(description: "--profile-rate needs --profile FILE") }
+            return nil
+        }
+        guard GuestProfiler.rates.contains(profileRate) else {
+            throw BadArgument(description: "--profile-rate \(profileRate): give \(GuestProfiler.rates.lowerBound) to \(GuestProfiler.rates.upperBound) samples per second")
+        }
+        if symbols == nil, !SymbolTable.isELF(path: kernel) {
+            throw BadArgument(description: "--profile: \(kernel) is not an ELF vmlinux, so it has no symbol table; give its System.map with --symbols")
+        }
+        return VMConfiguration.Profiling(rate: profileRate, symbols: try SymbolTable.load(path: symbols ?? kernel))
     }
 }
 

@@ -65,6 +65,16 @@ struct BadInputTests {
         (["--kernel", GuestImages.testGuestELF, "--net", "passt", "--mac", "01:00:00:00:00:01"], "a multicast address"),
         (["--kernel", GuestImages.testGuestELF, "--vsock", "/nonexistent/dir/v.sock"],
          "cannot listen on /nonexistent/dir/v.sock: No such file or directory"),
+        (["--kernel", GuestImages.testGuestELF, "--profile", scratch.appendingPathComponent("p").path, "--profile-rate", "0"],
+         "--profile-rate 0: give 1 to 10000 samples per second"),
+        (["--kernel", GuestImages.testGuestELF, "--symbols", GuestImages.testGuestELF],
+         "--symbols names a profile's functions; give --profile FILE too"),
+        (["--kernel", GuestImages.testGuestBzImage, "--profile", scratch.appendingPathComponent("p").path],
+         "is not an ELF vmlinux, so it has no symbol table; give its System.map with --symbols"),
+        (["--kernel", GuestImages.testGuestELF, "--profile", scratch.appendingPathComponent("p").path, "--symbols", file("map", Array("not a map\n".utf8))],
+         "line 1 is not \"ADDRESS TYPE NAME\" (neither ELF nor a System.map)"),
+        (["--kernel", GuestImages.testGuestELF, "--profile", "/nonexistent/dir/profile"],
+         "--profile: cannot write /nonexistent/dir/profile: No such file or directory"),
     ]
 
     @Test(arguments: 0..<cases.count)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/ioctl.h>
@@ -32,6 +33,10 @@ static inline int clinux_sigrtmin(void) { return SIGRTMIN; }
 /// pthread_join that gives up after `milliseconds` with ETIMEDOUT (pthread_timedjoin_np,
 /// a GNU extension Swift's Glibc module hides). Returns 0 once joined, or the error.
 int clinux_timedjoin(pthread_t thread, int milliseconds);
+
+/// Starts a POSIX timer on CLOCK_MONOTONIC that sends `signal` to the calling thread every
+/// `interval_ns` (SIGEV_THREAD_ID: its sigevent field is out of Swift's reach). Returns 0 or -errno.
+int clinux_thread_timer_start(int signal, long interval_ns, timer_t *timer);
 
 /// ioctl with a pointer argument. Returns the ioctl's result, or -errno.
 int clinux_ioctl_ptr(int fd, unsigned long request, void *arg);

@@ -1,0 +1,43 @@
+import Glibc
+import VMM
+
+/// The files `--profile FILE` writes: the flat profile, and FILE.folded. Both are opened
+/// before the VM is built, so that a path that cannot be written fails the run at once.
+struct ProfileFiles {
+    let flat: Int32
+    let folded: Int32
+
+    struct OpenError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    init(path: String) throws {
+        func create(_ path: String) throws -> Int32 {
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw OpenError(description: "--profile: cannot write \(path): \(String(cString: strerror(errno)))") }
+            return fd
+        }
+        flat = try create(path)
+        do {
+            folded = try create(path + ".folded")
+        } catch {
+            close(flat)
+            throw error
+        }
+    }
+
+    func write(_ profile: GuestProfile) {
+        for (fd, text) in [(flat, profile.flat()), (folded, profile.folded)] {
+            Array(text.utf8).withUnsafeBytes { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                    if written < 0 && errno == EINTR { continue }
+                    guard written > 0 else { break }
+                    offset += written
+                }
+            }
+            close(fd)
+        }
+    }
+}
