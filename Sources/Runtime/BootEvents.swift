@@ -5,7 +5,19 @@ import Synchronization
 /// the caller chooses (the process's exec, for the command line).
 public final class BootEvents: Sendable {
     public struct Times: Sendable {
+        /// /dev/kvm open, the VM, its interrupt controller and PIT created.
+        public var kvm: Double?
+        /// Guest RAM mapped and registered.
+        public var memory: Double?
+        /// The devices on their buses.
+        public var devices: Double?
+        /// The kernel, initrd, command line and boot tables in guest memory.
+        public var kernel: Double?
+        /// The vCPUs created and set up.
+        public var vcpus: Double?
         public var built: Double?
+        /// The boot vCPU's thread started; from here to `firstRun` it installs its system-call filter.
+        public var thread: Double?
         public var firstRun: Double?
         public var firstOutput: Double?
         public var marker: Double?
@@ -61,7 +73,8 @@ public final class BootEvents: Sendable {
     }
 
     /// The start on CLOCK_MONOTONIC (so a caller can relate it to its own exec time),
-    /// each event in milliseconds after it, and the exits to userspace by reason.
+    /// each event in milliseconds after it, the start-up steps one by one (`phases_ms`,
+    /// each the time it was reached), and the exits to userspace by reason.
     public var json: String {
         let times = recorded
         func milliseconds(_ value: Double?) -> String {
@@ -70,7 +83,27 @@ public final class BootEvents: Sendable {
         }
         return "{\"start_monotonic\":\(start),\"built_ms\":\(milliseconds(times.built)),"
             + "\"first_run_ms\":\(milliseconds(times.firstRun)),\"first_output_ms\":\(milliseconds(times.firstOutput)),"
-            + "\"marker_ms\":\(milliseconds(times.marker)),\"exit_ms\":\(milliseconds(times.exited)),\"exits\":\(exits.json)}"
+            + "\"marker_ms\":\(milliseconds(times.marker)),\"exit_ms\":\(milliseconds(times.exited)),"
+            + "\"phases_ms\":{\"kvm\":\(milliseconds(times.kvm)),\"memory\":\(milliseconds(times.memory)),"
+            + "\"devices\":\(milliseconds(times.devices)),\"kernel\":\(milliseconds(times.kernel)),"
+            + "\"vcpus\":\(milliseconds(times.vcpus)),\"built\":\(milliseconds(times.built)),"
+            + "\"thread\":\(milliseconds(times.thread)),\"first_run\":\(milliseconds(times.firstRun))},\"exits\":\(exits.json)}"
+    }
+
+    /// Start-up steps, in the order `MicroVM` takes them.
+    enum Step {
+        case kvm, memory, devices, kernel, vcpus, thread
+    }
+
+    func reached(_ step: Step) {
+        switch step {
+        case .kvm: record(\.kvm)
+        case .memory: record(\.memory)
+        case .devices: record(\.devices)
+        case .kernel: record(\.kernel)
+        case .vcpus: record(\.vcpus)
+        case .thread: record(\.thread)
+        }
     }
 
     func built() { record(\.built) }
