@@ -24,41 +24,55 @@ public enum ELFLoader {
     }
 
     public static func load(_ image: [UInt8], file: String, into memory: GuestMemory) throws(BootError) -> LoadedKernel {
+        try load(ImageBytes(image), file: file, into: memory)
+    }
+
+    /// Loads straight from the file: only the headers and the loadable segments are read,
+    /// each segment directly into guest memory (a vmlinux is mostly symbols and debug
+    /// information the guest never sees).
+    static func load(_ file: borrowing ImageFile, into memory: GuestMemory) throws(BootError) -> LoadedKernel {
+        try load(file.source, file: file.path, into: memory)
+    }
+
+    static func load(_ image: some ImageSource, file: String, into memory: GuestMemory) throws(BootError) -> LoadedKernel {
         func fail(_ reason: String) -> BootError { .invalidKernel(file: file, reason: reason) }
-        guard matches(image), image.count >= 20 else { throw fail("too short for an ELF header") }
-        guard image[4] == 2 else {
-            let machine = image.littleEndian(UInt16.self, at: 18) ?? 0
+        let header = try image.bytes(at: 0, count: min(64, image.count))
+        guard matches(header), header.count >= 20 else { throw fail("too short for an ELF header") }
+        guard header[4] == 2 else {
+            let machine = header.littleEndian(UInt16.self, at: 18) ?? 0
             throw fail("a 32-bit ELF file (machine \(machine)); microvm boots x86_64 kernels")
         }
-        guard image[5] == 1 else { throw fail("a big-endian ELF file; microvm boots x86_64 kernels") }
-        let machine = image.littleEndian(UInt16.self, at: 18)!
+        guard header[5] == 1 else { throw fail("a big-endian ELF file; microvm boots x86_64 kernels") }
+        let machine = header.littleEndian(UInt16.self, at: 18)!
         guard machine == machineX86_64 else { throw fail("ELF for machine \(machine), not x86_64 (62)") }
-        guard image.count >= 64 else { throw fail("too short for an ELF header") }
-        let entry = image.littleEndian(UInt64.self, at: 24)!
-        let headerOffset = image.littleEndian(UInt64.self, at: 32)!
-        let headerSize = Int(image.littleEndian(UInt16.self, at: 54)!)
-        let headerCount = Int(image.littleEndian(UInt16.self, at: 56)!)
+        guard header.count >= 64 else { throw fail("too short for an ELF header") }
+        let entry = header.littleEndian(UInt64.self, at: 24)!
+        let headerOffset = header.littleEndian(UInt64.self, at: 32)!
+        let headerSize = Int(header.littleEndian(UInt16.self, at: 54)!)
+        let headerCount = Int(header.littleEndian(UInt16.self, at: 56)!)
         guard headerSize >= 56, headerCount > 0 else { throw fail("no program headers") }
         guard headerOffset < UInt64(image.count),
               UInt64(headerSize * headerCount) <= UInt64(image.count) - headerOffset
         else { throw fail("program headers lie past the end of the file (truncated?)") }
+        let headers = try image.bytes(at: Int(headerOffset), count: headerSize * headerCount)
 
         var segments: [Segment] = []
         var pvhEntry: UInt64?
         for index in 0..<headerCount {
-            let base = Int(headerOffset) + index * headerSize
-            let type = image.littleEndian(UInt32.self, at: base)!
-            let offset = image.littleEndian(UInt64.self, at: base + 8)!
-            let virtual = image.littleEndian(UInt64.self, at: base + 16)!
-            let physical = image.littleEndian(UInt64.self, at: base + 24)!
-            let fileSize = image.littleEndian(UInt64.self, at: base + 32)!
-            let memorySize = image.littleEndian(UInt64.self, at: base + 40)!
+            let base = index * headerSize
+            let type = headers.littleEndian(UInt32.self, at: base)!
+            let offset = headers.littleEndian(UInt64.self, at: base + 8)!
+            let virtual = headers.littleEndian(UInt64.self, at: base + 16)!
+            let physical = headers.littleEndian(UInt64.self, at: base + 24)!
+            let fileSize = headers.littleEndian(UInt64.self, at: base + 32)!
+            let memorySize = headers.littleEndian(UInt64.self, at: base + 40)!
             guard type == typeLoad || type == typeNote else { continue }
             guard offset <= UInt64(image.count), fileSize <= UInt64(image.count) - offset else {
                 throw fail("segment \(index) lies past the end of the file (truncated?)")
             }
             if type == typeNote {
-                pvhEntry = pvhEntry ?? findPVHEntry(image[Int(offset)..<Int(offset + fileSize)])
+                // A note larger than this is not a PVH note worth reading.
+                if pvhEntry == nil, fileSize <= 1 << 16 { pvhEntry = findPVHEntry(try image.bytes(at: Int(offset), count: Int(fileSize))[...]) }
                 continue
             }
             guard fileSize <= memorySize else { throw fail("segment \(index) has more file bytes than memory bytes") }
@@ -77,17 +91,18 @@ public enum ELFLoader {
             throw fail("segments at 0x\(String(previous.physical, radix: 16)) and 0x\(String(next.physical, radix: 16)) overlap")
         }
 
-        do {
-            for segment in segments {
-                let destination = try memory.slice(at: GuestAddress(segment.physical), count: segment.fileSize)
-                image[segment.offset..<(segment.offset + segment.fileSize)].withUnsafeBytes { destination.copyMemory(from: $0) }
+        for segment in segments {
+            let destination: UnsafeMutableRawBufferPointer
+            do {
+                destination = try memory.slice(at: GuestAddress(segment.physical), count: segment.fileSize)
                 let bss = segment.memorySize - UInt64(segment.fileSize)
                 if bss > 0 {
                     try memory.zero(at: GuestAddress(segment.physical + UInt64(segment.fileSize)), count: Int(bss))
                 }
+            } catch {
+                throw fail(error.description)
             }
-        } catch {
-            throw fail(error.description)
+            try image.copy(from: segment.offset, to: destination)
         }
 
         let end = GuestAddress(sorted.map { $0.physical + $0.memorySize }.max()!)

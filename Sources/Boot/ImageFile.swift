@@ -1,31 +1,52 @@
 import Glibc
 
-/// Reads a whole kernel or initrd file, refusing what cannot be one (directories,
-/// devices, empty files) with a message naming the file.
-enum ImageFile {
-    static func read(_ path: String, largest: UInt64 = 1 << 32) throws(BootError) -> [UInt8] {
+/// A kernel, initrd or symbol file, opened and checked: refuses what cannot be one
+/// (directories, devices, empty files) with a message naming the file. Its bytes are
+/// read once, into an array or straight into guest memory.
+struct ImageFile: ~Copyable {
+    let path: String
+    let size: Int
+    private let fd: Int32
+
+    init(_ path: String, largest: UInt64 = 1 << 32) throws(BootError) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .unreadable(file: path, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .unreadable(file: path, reason: String(cString: strerror(errno))) }
+        guard fstat(fd, &info) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw .unreadable(file: path, reason: reason)
+        }
+        func refuse(_ reason: String) -> BootError {
+            close(fd)
+            return .unreadable(file: path, reason: reason)
+        }
         guard info.st_mode & S_IFMT == S_IFREG else {
-            let kind = info.st_mode & S_IFMT == S_IFDIR ? "a directory" : "not a regular file"
-            throw .unreadable(file: path, reason: "it is \(kind)")
+            throw refuse("it is \(info.st_mode & S_IFMT == S_IFDIR ? "a directory" : "not a regular file")")
         }
-        let size = UInt64(info.st_size)
-        guard size > 0 else { throw .unreadable(file: path, reason: "the file is empty") }
-        guard size <= largest else { throw .unreadable(file: path, reason: "the file is larger than \(largest) bytes") }
-        var bytes = [UInt8](repeating: 0, count: Int(size))
-        var done = 0
-        while done < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + done, $0.count - done) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else {
-                throw .unreadable(file: path, reason: count == 0 ? "the file shrank while being read" : String(cString: strerror(errno)))
-            }
-            done += count
-        }
-        return bytes
+        guard info.st_size > 0 else { throw refuse("the file is empty") }
+        guard UInt64(info.st_size) <= largest else { throw refuse("the file is larger than \(largest) bytes") }
+        self.path = path
+        self.fd = fd
+        size = Int(info.st_size)
+    }
+
+    deinit {
+        close(fd)
+    }
+
+    /// The file's bytes, read on demand.
+    var source: ImageFileSource { ImageFileSource(fd: fd, path: path, count: size) }
+
+    /// The whole file in an array, never zero-filled first.
+    static func read(_ path: String, largest: UInt64 = 1 << 32) throws(BootError) -> [UInt8] {
+        let file = try ImageFile(path, largest: largest)
+        return try file.source.bytes(at: 0, count: file.size)
+    }
+
+    /// Reads the whole file into `destination`, which holds exactly `size` bytes (guest
+    /// memory, so that a large initrd is not copied through an array first).
+    func read(into destination: UnsafeMutableRawBufferPointer) throws(BootError) {
+        try source.copy(from: 0, to: destination)
     }
 }

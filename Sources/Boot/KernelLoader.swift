@@ -7,10 +7,10 @@ public enum KernelLoader {
     /// `rsdp` is where the ACPI tables start, when the VM has them.
     public static func load(kernel kernelPath: String, initrd initrdPath: String?, commandLine: KernelCommandLine,
                             rsdp: GuestAddress? = nil, into memory: GuestMemory) throws(BootError) -> LoadedKernel.Entry {
-        let image = try ImageFile.read(kernelPath)
-        let kernel = ELFLoader.matches(image)
-            ? try ELFLoader.load(image, file: kernelPath, into: memory)
-            : try BzImageLoader.load(image, file: kernelPath, into: memory)
+        let file = try ImageFile(kernelPath)
+        let kernel = ELFLoader.matches(try file.source.bytes(at: 0, count: min(4, file.size)))
+            ? try ELFLoader.load(file, into: memory)
+            : try BzImageLoader.load(try file.source.bytes(at: 0, count: file.size), file: kernelPath, into: memory)
 
         let commandLineBytes = try commandLine.bytes(limit: min(kernel.commandLineLimit, MemoryMap.commandLineMaxSize - 1))
         do {
@@ -21,14 +21,16 @@ public enum KernelLoader {
 
         var initrd: (address: GuestAddress, size: UInt64)?
         if let initrdPath {
-            let data = try ImageFile.read(initrdPath)
-            let address = try placeInitrd(size: UInt64(data.count), file: initrdPath, kernel: kernel, memory: memory)
+            let file = try ImageFile(initrdPath)
+            let address = try placeInitrd(size: UInt64(file.size), file: initrdPath, kernel: kernel, memory: memory)
+            let destination: UnsafeMutableRawBufferPointer
             do {
-                try memory.write(data, at: address)
+                destination = try memory.slice(at: address, count: file.size)
             } catch {
                 throw .invalidInitrd(file: initrdPath, reason: error.description)
             }
-            initrd = (address, UInt64(data.count))
+            try file.read(into: destination)
+            initrd = (address, UInt64(file.size))
         }
 
         let e820 = E820Entry.map(for: memory)

@@ -1,6 +1,7 @@
 @testable import Arch
 @testable import Boot
 @testable import Memory
+import Foundation
 import Testing
 
 @Suite struct SetupHeaderTests {
@@ -139,6 +140,34 @@ import Testing
         let memory = try GuestMemory(size: 2 << 20)
         #expect(throws: BootError.invalidKernel(file: "k", reason: "needs 4096 KiB of RAM from 1 MiB, more than the guest has; give it more memory")) {
             try BzImageLoader.load(ImageBuilder.bzImage(initSize: 4 << 20), file: "k", into: memory)
+        }
+    }
+
+    /// From files, the kernel's segments and the initrd are read straight into guest memory.
+    @Test func kernelAndInitrdFilesLoadStraightIntoGuestMemory() throws {
+        let memory = try GuestMemory(size: 16 << 20)
+        let image = ImageBuilder.elf(segments: [.init(physical: 0x100000, data: [9, 8, 7, 6])], entry: 0x100000)
+        let initrd = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("microvm-loader-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let kernelPath = directory.appendingPathComponent("vmlinux").path
+        let initrdPath = directory.appendingPathComponent("initrd").path
+        try Data(image).write(to: URL(fileURLWithPath: kernelPath))
+        try Data(initrd).write(to: URL(fileURLWithPath: initrdPath))
+        let entry = try KernelLoader.load(kernel: kernelPath, initrd: initrdPath, commandLine: KernelCommandLine("x"), into: memory)
+        #expect(entry == .linux64(0x100000))
+        #expect(try memory.read(at: 0x100000, count: 4) == [9, 8, 7, 6])
+        let params = try memory.read(at: MemoryMap.zeroPage, count: 0x1000)
+        let address = UInt64(params.littleEndian(UInt32.self, at: 0x218)!)
+        #expect(params.littleEndian(UInt32.self, at: 0x21c) == UInt32(initrd.count))
+        #expect(try memory.read(at: GuestAddress(address), count: initrd.count) == initrd)
+        // A program header table past the end of the file is refused without reading it.
+        var truncated = image
+        ImageBuilder.put(UInt64(1 << 20), at: 32, in: &truncated)
+        try Data(truncated).write(to: URL(fileURLWithPath: kernelPath))
+        #expect(throws: BootError.invalidKernel(file: kernelPath, reason: "program headers lie past the end of the file (truncated?)")) {
+            try KernelLoader.load(kernel: kernelPath, initrd: nil, commandLine: KernelCommandLine("x"), into: memory)
         }
     }
 
