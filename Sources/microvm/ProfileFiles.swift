@@ -2,8 +2,10 @@ import Glibc
 import VMM
 
 /// The files `--profile FILE` writes: the flat profile, and FILE.folded. Both are opened
-/// before the VM is built, so that a path that cannot be written fails the run at once.
+/// before the VM is built, so that a path that cannot be written fails the run at once, and
+/// removed again when the VM cannot be built.
 struct ProfileFiles {
+    let path: String
     let flat: Int32
     let folded: Int32
 
@@ -12,6 +14,7 @@ struct ProfileFiles {
     }
 
     init(path: String) throws {
+        self.path = path
         func create(_ path: String) throws -> Int32 {
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw OpenError(description: "--profile: cannot write \(path): \(String(cString: strerror(errno)))") }
@@ -24,6 +27,13 @@ struct ProfileFiles {
             close(flat)
             throw error
         }
+    }
+
+    func discard() {
+        close(flat)
+        close(folded)
+        unlink(path)
+        unlink(path + ".folded")
     }
 
     func write(_ profile: GuestProfile) {

@@ -146,7 +146,13 @@ struct RunCommand: ParsableCommand {
         )
         configuration.profiling = try profiling(kernel: kernelPath!)
         let outputs = try profile.map { path in try ProfileFiles(path: path) }
-        let vm = try MicroVM(configuration, events: events)
+        let vm: MicroVM
+        do {
+            vm = try MicroVM(configuration, events: events)
+        } catch {
+            outputs?.discard()
+            throw error
+        }
         session.announceConsole()
         let exit = vm.run()
         if let outputs, let result = vm.guestProfile {

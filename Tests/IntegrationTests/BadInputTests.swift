@@ -122,6 +122,17 @@ struct BadInputTests {
         #expect(result.stderr == "microvm: error: --net passt needs passt, which is not installed (on Debian: apt-get install passt)\n")
     }
 
+    /// A VM that cannot be built leaves no empty profile behind.
+    @Test func aFailedBuildLeavesNoProfileFiles() throws {
+        let path = Self.scratch.appendingPathComponent("unbuilt-profile").path
+        let result = try MicroVMProcess.run(["run", "--kernel", GuestImages.testGuestELF, "--profile", path,
+                                             "--disk", "/nonexistent/disk.img"], timeout: 20)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("cannot open the disk /nonexistent/disk.img"))
+        #expect(!FileManager.default.fileExists(atPath: path))
+        #expect(!FileManager.default.fileExists(atPath: path + ".folded"))
+    }
+
     @Test func unknownFlagIsAUsageError() throws {
         let result = try MicroVMProcess.run(["run", "--no-such-flag"], timeout: 20)
         #expect(!result.terminatedBySignal)
