@@ -44,9 +44,8 @@ struct ImageFile: ~Copyable {
         return try file.source.bytes(at: 0, count: file.size)
     }
 
-    /// Reads the whole file into `destination`, which holds exactly `size` bytes (guest
-    /// memory, so that a large initrd is not copied through an array first).
-    func read(into destination: UnsafeMutableRawBufferPointer) throws(BootError) {
-        try source.copy(from: 0, to: destination)
+    /// Whether the file starts like an ELF file.
+    func startsLikeELF() throws(BootError) -> Bool {
+        ELFLoader.matches(try source.bytes(at: 0, count: min(4, size)))
     }
 }

@@ -8,7 +8,7 @@ public enum KernelLoader {
     public static func load(kernel kernelPath: String, initrd initrdPath: String?, commandLine: KernelCommandLine,
                             rsdp: GuestAddress? = nil, into memory: GuestMemory) throws(BootError) -> LoadedKernel.Entry {
         let file = try ImageFile(kernelPath)
-        let kernel = ELFLoader.matches(try file.source.bytes(at: 0, count: min(4, file.size)))
+        let kernel = try file.startsLikeELF()
             ? try ELFLoader.load(file, into: memory)
             : try BzImageLoader.load(try file.source.bytes(at: 0, count: file.size), file: kernelPath, into: memory)
 
@@ -29,7 +29,8 @@ public enum KernelLoader {
             } catch {
                 throw .invalidInitrd(file: initrdPath, reason: error.description)
             }
-            try file.read(into: destination)
+            // Straight into guest memory: a large initrd is not copied through an array first.
+            try file.source.copy(from: 0, to: destination)
             initrd = (address, UInt64(file.size))
         }
 

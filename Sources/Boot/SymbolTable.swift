@@ -1,4 +1,3 @@
-import Glibc
 import Memory
 
 /// A kernel's code symbols, sorted by address, for naming sampled instruction pointers:
@@ -71,11 +70,8 @@ public struct SymbolTable: Sendable {
 
     /// Whether `path` starts like an ELF file (false when it cannot be read: loading it says why).
     public static func isELF(path: String) -> Bool {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var magic = [UInt8](repeating: 0, count: 4)
-        return read(fd, &magic, 4) == 4 && ELFLoader.matches(magic)
+        guard let file = try? ImageFile(path) else { return false }
+        return (try? file.startsLikeELF()) ?? false
     }
 
     static let sectionSymbolTable: UInt32 = 2

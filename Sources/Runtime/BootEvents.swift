@@ -90,20 +90,9 @@ public final class BootEvents: Sendable {
             + "\"thread\":\(milliseconds(times.thread)),\"first_run\":\(milliseconds(times.firstRun))},\"exits\":\(exits.json)}"
     }
 
-    /// Start-up steps, in the order `MicroVM` takes them.
-    enum Step {
-        case kvm, memory, devices, kernel, vcpus, thread
-    }
-
-    func reached(_ step: Step) {
-        switch step {
-        case .kvm: record(\.kvm)
-        case .memory: record(\.memory)
-        case .devices: record(\.devices)
-        case .kernel: record(\.kernel)
-        case .vcpus: record(\.vcpus)
-        case .thread: record(\.thread)
-        }
+    /// A start-up step ended (`\.kvm`, `\.memory`, …, in the order `MicroVM` takes them).
+    func reached(_ step: WritableKeyPath<Times, Double?> & Sendable) {
+        record(step)
     }
 
     func built() { record(\.built) }

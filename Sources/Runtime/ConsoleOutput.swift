@@ -2,7 +2,7 @@ import Glibc
 
 /// Where the guest's console output goes: a file descriptor (the terminal or a
 /// pipe) or the console socket, and, optionally, a log file that gets a copy.
-final class ConsoleOutput: @unchecked Sendable {
+package final class ConsoleOutput: @unchecked Sendable {
     private let fd: Int32
     private let socket: ConsoleSocketServer?
     private let log: Int32?

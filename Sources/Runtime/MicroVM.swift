@@ -107,14 +107,14 @@ public final class MicroVM: @unchecked Sendable {
         try vm.setTSSAddress(MemoryMap.kvmTSS)
         try vm.createInterruptController()
         try vm.createProgrammableIntervalTimer()
-        events.reached(.kvm)
+        events.reached(\.kvm)
         memory = if let restoring {
             try GuestMemory(size: configuration.memorySize, privatelyMapping: restoring.memory)
         } else {
             try GuestMemory(size: configuration.memorySize)
         }
         try vm.map(memory)
-        events.reached(.memory)
+        events.reached(\.memory)
 
         let vm = self.vm
         func interruptLine(_ irq: UInt32) -> KVMInterruptLine {
@@ -180,7 +180,7 @@ public final class MicroVM: @unchecked Sendable {
             try slots.add(VirtioEntropy(limit: limit) { delay, refill in deviceIO.schedule(after: delay, refill) })
         }
         devices = [serial, i8042] + slots.slots.map(\.transport)
-        events.reached(.devices)
+        events.reached(\.devices)
 
         if let restoring {
             cpus = try Self.restore(restoring.snapshot, vm: vm, devices: devices)
@@ -216,7 +216,7 @@ public final class MicroVM: @unchecked Sendable {
         // Kept beside ACPI: a kernel built without ACPI still finds its CPUs here.
         try memory.write(MPTable.bytes(cpus: configuration.vcpuCount), at: MemoryMap.mpTable)
         if let acpi { try memory.write(acpi.image, at: MemoryMap.acpiTables) }
-        events.reached(.kernel)
+        events.reached(\.kernel)
         let supported = try hypervisor.supportedCPUID()
         var cpus: [VirtualCPU] = []
         for id in 0..<UInt32(configuration.vcpuCount) {
@@ -233,7 +233,7 @@ public final class MicroVM: @unchecked Sendable {
             cpus.append(cpu)
         }
         self.cpus = cpus
-        events.reached(.vcpus)
+        events.reached(\.vcpus)
         events.built()
     }
 
@@ -352,7 +352,7 @@ public final class MicroVM: @unchecked Sendable {
         let networking = configuration.network != nil
         let vsock = configuration.vsock != nil
         return {
-            if cpu.id == 0 { events.reached(.thread) }
+            if cpu.id == 0 { events.reached(\.thread) }
             var kick = sigset_t()
             sigemptyset(&kick)
             sigaddset(&kick, KickSignal.number)

@@ -9,15 +9,11 @@ struct ProfileFiles {
     let flat: Int32
     let folded: Int32
 
-    struct OpenError: Error, CustomStringConvertible {
-        let description: String
-    }
-
     init(path: String) throws {
         self.path = path
         func create(_ path: String) throws -> Int32 {
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw OpenError(description: "--profile: cannot write \(path): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw RunCommand.BadArgument(description: "--profile: cannot write \(path): \(String(cString: strerror(errno)))") }
             return fd
         }
         flat = try create(path)
@@ -38,15 +34,7 @@ struct ProfileFiles {
 
     func write(_ profile: GuestProfile) {
         for (fd, text) in [(flat, profile.flat()), (folded, profile.folded)] {
-            Array(text.utf8).withUnsafeBytes { bytes in
-                var offset = 0
-                while offset < bytes.count {
-                    let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                    if written < 0 && errno == EINTR { continue }
-                    guard written > 0 else { break }
-                    offset += written
-                }
-            }
+            Array(text.utf8).withUnsafeBytes { ConsoleOutput.writeAll(fd, $0) }
             close(fd)
         }
     }

@@ -21,12 +21,12 @@ package final class VCPUSampler: @unchecked Sendable {
     }
 
     /// Arms the calling thread's timer; the thread must take the kick signal.
-    package func start(clock: () -> UInt64 = MonotonicClock.nanoseconds) throws(KVMError) {
+    package func start() throws(KVMError) {
         var created: timer_t?
         let result = clinux_thread_timer_start(KickSignal.number, Int(period), &created)
         guard result == 0 else { throw .systemCallFailed(call: "timer_create", errno: .init(rawValue: -result)) }
         timer = created
-        begin(at: clock())
+        begin(at: MonotonicClock.nanoseconds())
     }
 
     package func begin(at now: UInt64) {
