@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .library(name: "VMM", targets: ["VMM"]),
         .executable(name: "microvm", targets: ["microvm"]),
+        .executable(name: "microvm-oci", targets: ["microvm-oci"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -40,10 +41,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The OCI runtime: config.json and the runtime's state, then its command line.
+        .target(name: "OCI", dependencies: ["VMM"]),
+        .executableTarget(name: "microvm-oci", dependencies: ["OCI", "VMM", "CLinux"]),
         // Runs VM cycles alone in a process of its own, so that the leak and stop tests
         // measure nothing but the VMs they start.
         .executableTarget(name: "vmm-probe", dependencies: ["VMM"], path: "Tests/Probe"),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Runtime", "KVM", "Memory", "X86", "Boot", "Arch", "ACPI", "Devices", "CLinux"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["VMM", "Runtime", "CLinux"]),
+        .testTarget(name: "OCITests", dependencies: ["OCI", "VMM"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["VMM", "Runtime", "CLinux", "OCI"]),
     ]
 )

@@ -4,8 +4,9 @@ import Memory
 /// structures its entry path reads (zero page or PVH start info).
 public enum KernelLoader {
     /// Loads `kernel` (bzImage or ELF, told apart by content) and returns how to enter it.
-    /// `rsdp` is where the ACPI tables start, when the VM has them.
-    public static func load(kernel kernelPath: String, initrd initrdPath: String?, commandLine: KernelCommandLine,
+    /// `initrds` are loaded one after the other as one initrd (Linux unpacks concatenated
+    /// cpio archives). `rsdp` is where the ACPI tables start, when the VM has them.
+    public static func load(kernel kernelPath: String, initrds initrdPaths: [String], commandLine: KernelCommandLine,
                             rsdp: GuestAddress? = nil, into memory: GuestMemory) throws(BootError) -> LoadedKernel.Entry {
         let file = try ImageFile(kernelPath)
         let kernel = try file.startsLikeELF()
@@ -19,20 +20,7 @@ public enum KernelLoader {
             throw .invalidCommandLine(reason: error.description)
         }
 
-        var initrd: (address: GuestAddress, size: UInt64)?
-        if let initrdPath {
-            let file = try ImageFile(initrdPath)
-            let address = try placeInitrd(size: UInt64(file.size), file: initrdPath, kernel: kernel, memory: memory)
-            let destination: UnsafeMutableRawBufferPointer
-            do {
-                destination = try memory.slice(at: address, count: file.size)
-            } catch {
-                throw .invalidInitrd(file: initrdPath, reason: error.description)
-            }
-            // Straight into guest memory: a large initrd is not copied through an array first.
-            try file.source.copy(from: 0, to: destination)
-            initrd = (address, UInt64(file.size))
-        }
+        let initrd = try loadInitrds(initrdPaths, kernel: kernel, memory: memory)
 
         let e820 = E820Entry.map(for: memory)
         do {
@@ -52,6 +40,34 @@ public enum KernelLoader {
             throw .invalidKernel(file: kernelPath, reason: "guest RAM too small for the boot structures: \(error.description)")
         }
         return kernel.entry
+    }
+
+    /// Reads the initrd files straight into guest memory (no copy through an array),
+    /// each at a 4-byte boundary, where the kernel looks for the next archive's header.
+    static func loadInitrds(_ paths: [String], kernel: LoadedKernel, memory: GuestMemory) throws(BootError) -> (address: GuestAddress, size: UInt64)? {
+        guard !paths.isEmpty else { return nil }
+        var offsets: [Int] = []
+        var size = 0
+        for path in paths {
+            let file = try ImageFile(path)
+            offsets.append(size)
+            size = (size + file.size + 3) & ~3
+        }
+        let address = try placeInitrd(size: UInt64(size), file: paths[0], kernel: kernel, memory: memory)
+        for (path, offset) in zip(paths, offsets) {
+            let file = try ImageFile(path)
+            guard offset + file.size <= (offsets.first { $0 > offset } ?? size) else {
+                throw .invalidInitrd(file: path, reason: "the file grew while it was loaded")
+            }
+            let destination: UnsafeMutableRawBufferPointer
+            do {
+                destination = try memory.slice(at: GuestAddress(address.rawValue + UInt64(offset)), count: file.size)
+            } catch {
+                throw .invalidInitrd(file: path, reason: error.description)
+            }
+            try file.source.copy(from: 0, to: destination)
+        }
+        return (address, UInt64(size))
     }
 
     /// The initrd goes page aligned at the top of RAM below the 32-bit gap and below

@@ -4,6 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <time.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <linux/if_tun.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
@@ -70,4 +75,78 @@ int clinux_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, u
 long clinux_getdents64(int fd, void *buffer, unsigned long count) {
     long result = syscall(SYS_getdents64, fd, buffer, count);
     return result < 0 ? -errno : result;
+}
+
+const unsigned long CLINUX_TIOCSWINSZ = TIOCSWINSZ;
+
+int clinux_spawn_session(const char *path, char *const argv[], int ready_fd, int tty_fd) {
+    pid_t pid = fork();
+    if (pid < 0) return -errno;
+    if (pid > 0) return pid;
+    /* Only async-signal-safe calls from here: the parent may have had other threads. */
+    sigset_t none;
+    sigemptyset(&none);
+    for (int signal = 1; signal < NSIG; signal++) {
+        struct sigaction action = {.sa_handler = SIG_DFL};
+        sigaction(signal, &action, NULL);
+    }
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (setsid() < 0) _exit(127);
+    if (tty_fd >= 0) {
+        if (ioctl(tty_fd, TIOCSCTTY, 0) < 0) _exit(127);
+        for (int fd = 0; fd < 3; fd++)
+            if (dup2(tty_fd, fd) < 0) _exit(127);
+    }
+    if (ready_fd == 3) {
+        fcntl(3, F_SETFD, 0);
+    } else if (dup2(ready_fd, 3) < 0) {
+        _exit(127);
+    }
+    syscall(SYS_close_range, 4U, ~0U, 0U);
+    execv(path, argv);
+    _exit(127);
+}
+
+int clinux_send_fd(const char *socket_path, int fd) {
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    if (strlen(socket_path) >= sizeof address.sun_path) return -ENAMETOOLONG;
+    strcpy(address.sun_path, socket_path);
+    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) return -errno;
+    if (connect(sock, (struct sockaddr *)&address, sizeof address) < 0) {
+        int error = errno;
+        close(sock);
+        return -error;
+    }
+    char name[] = "/dev/ptmx";
+    struct iovec vector = {.iov_base = name, .iov_len = sizeof name - 1};
+    union { struct cmsghdr header; char space[CMSG_SPACE(sizeof(int))]; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1, .msg_control = control.space, .msg_controllen = sizeof control.space};
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &fd, sizeof(int));
+    int result = sendmsg(sock, &message, MSG_NOSIGNAL) < 0 ? -errno : 0;
+    close(sock);
+    return result;
+}
+
+int clinux_open_pty(int *slave) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) return -errno;
+    char name[128];
+    if (grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, name, sizeof name) != 0) {
+        int error = errno;
+        close(master);
+        return -error;
+    }
+    *slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (*slave < 0) {
+        int error = errno;
+        close(master);
+        return -error;
+    }
+    return master;
 }

@@ -7,6 +7,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case shareTagTooLong(String, maximum: Int)
     case duplicateShareTag(String)
     case profileRate(Int)
+    case commandStreamsNeedSerialConsole
 
     public var description: String {
         switch self {
@@ -24,6 +25,8 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
             return "two shares have the tag '\(tag)'; give one another tag with HOSTDIR:TAG"
         case .profileRate(let rate):
             return "a profile rate of \(rate) Hz; microvm samples at \(GuestProfiler.rates.lowerBound) to \(GuestProfiler.rates.upperBound) Hz"
+        case .commandStreamsNeedSerialConsole:
+            return "the command's own streams use hvc0 and hvc1, so the console must be the serial port"
         }
     }
 }

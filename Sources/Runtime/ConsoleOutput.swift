@@ -1,9 +1,9 @@
 import Glibc
 
 /// Where the guest's console output goes: a file descriptor (the terminal or a
-/// pipe) or the console socket, and, optionally, a log file that gets a copy.
+/// pipe), the console socket or nowhere, and, optionally, a log file that gets a copy.
 package final class ConsoleOutput: @unchecked Sendable {
-    private let fd: Int32
+    private let fd: Int32?
     private let socket: ConsoleSocketServer?
     private let log: Int32?
     private let abandon: @Sendable () -> Bool
@@ -11,7 +11,7 @@ package final class ConsoleOutput: @unchecked Sendable {
     /// Opens (truncating) `logPath` if given. A write that cannot finish is given up
     /// once `abandon` returns true (the VM is stopping), so a reader that stopped
     /// reading cannot hold the VM.
-    init(fd: Int32 = STDOUT_FILENO, socket: ConsoleSocketServer? = nil, logPath: String? = nil,
+    init(fd: Int32? = STDOUT_FILENO, socket: ConsoleSocketServer? = nil, logPath: String? = nil,
          abandon: @escaping @Sendable () -> Bool = { false }) throws(ConfigurationError) {
         self.fd = fd
         self.socket = socket
@@ -34,7 +34,7 @@ package final class ConsoleOutput: @unchecked Sendable {
     func write(_ bytes: UnsafeRawBufferPointer) {
         if let socket {
             socket.write(bytes)
-        } else {
+        } else if let fd {
             Self.writeAll(fd, bytes, abandon: abandon)
         }
         if let log { Self.writeAll(log, bytes, abandon: abandon) }

@@ -7,8 +7,14 @@ import KVM
 final class EventLoop {
     /// Signals that stop the VM cleanly; they are blocked in every thread and read here.
     static let stopSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
-    /// Every signal this loop reads: the stop signals and terminal resizes.
-    static let handledSignals = stopSignals + [SIGWINCH]
+    /// Signals that go to the guest's command when it has its own streams (a container's
+    /// `kill`), the stop signals among them; SIGKILL alone then stops the VM.
+    public static let forwardedSignals: [Int32] = [SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM, SIGALRM, SIGCONT, SIGTSTP]
+
+    /// Every signal this loop reads: the stop (or forwarded) signals and terminal resizes.
+    static func handledSignals(forwarding: Bool) -> [Int32] {
+        (forwarding ? forwardedSignals : stopSignals) + [SIGWINCH]
+    }
 
     enum Input {
         case none
@@ -27,16 +33,22 @@ final class EventLoop {
     private let controlServer: ControlServer?
     private let devices: DeviceIO
     private let answer: (Result<ControlRequest, JSONObject.ParseError>) -> JSONObject
+    private let streams: CommandStreams?
+    /// Input ended while some of it still waited for the guest.
+    private var endOfInputWaiting = false
 
     /// `deliver` hands bytes to the guest and returns how many it took; the rest wait
     /// here (and input is not read) until the guest makes room. `resize` gets the
     /// terminal size at start and on every SIGWINCH.
     /// `answer` handles each request on `controlServer`, on this loop's thread. `devices`
-    /// is the device work done here: network receive and timers.
+    /// is the device work done here: network receive and timers. With `streams`, signals
+    /// and the end of input go to the guest's command instead of stopping the VM.
     init(control: RunControl, input: Input, deliver: @escaping ([UInt8]) -> Int,
          resize: ((UInt16, UInt16) -> Void)?, devices: DeviceIO, controlServer: ControlServer? = nil,
-         answer: @escaping (Result<ControlRequest, JSONObject.ParseError>) -> JSONObject = { _ in JSONObject() }) throws(KVMError) {
+         answer: @escaping (Result<ControlRequest, JSONObject.ParseError>) -> JSONObject = { _ in JSONObject() },
+         streams: CommandStreams? = nil) throws(KVMError) {
         self.control = control
+        self.streams = streams
         self.controlServer = controlServer
         self.devices = devices
         self.answer = answer
@@ -45,7 +57,7 @@ final class EventLoop {
         self.resize = resize
         var mask = sigset_t()
         sigemptyset(&mask)
-        for signal in Self.handledSignals { sigaddset(&mask, signal) }
+        for signal in Self.handledSignals(forwarding: streams != nil) { sigaddset(&mask, signal) }
         signals = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
         guard signals >= 0 else { throw .systemCallFailed(call: "signalfd", errno: .init(rawValue: errno)) }
     }
@@ -113,6 +125,8 @@ final class EventLoop {
         while read(signals, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
             if Int32(info.ssi_signo) == SIGWINCH {
                 updateSize()
+            } else if let streams {
+                streams.forward(signal: Int32(info.ssi_signo))
             } else {
                 control.stop(.signal(Int32(info.ssi_signo)))
             }
@@ -142,8 +156,11 @@ final class EventLoop {
             let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
             if count < 0 && (errno == EINTR || errno == EAGAIN) { return }
             guard count > 0 else {
-                // End of input (or input that cannot be read): the guest runs on without it.
+                // End of input (or input that cannot be read): the guest runs on without it,
+                // and a command with its own streams reads its end after the input before it.
                 input = .none
+                endOfInputWaiting = streams != nil
+                flushPending()
                 return
             }
             guard handleEscape else {
@@ -163,5 +180,9 @@ final class EventLoop {
     private func flushPending() {
         let taken = deliver(pending)
         pending.removeFirst(taken)
+        if pending.isEmpty && endOfInputWaiting {
+            endOfInputWaiting = false
+            streams?.endOfInput()
+        }
     }
 }

@@ -22,6 +22,7 @@ public final class MicroVM: @unchecked Sendable {
     let mmioBus = Bus()
     let serial: Serial16550
     let virtioConsole: VirtioConsole?
+    let streams: CommandStreams?
     let control: RunControl
     let socket: ConsoleSocketServer?
     let controlServer: ControlServer?
@@ -56,9 +57,10 @@ public final class MicroVM: @unchecked Sendable {
         self.control = control
         socket = try configuration.consoleSocket.map { path throws(UnixSocket.Error) in try ConsoleSocketServer(path: path) }
         controlServer = try configuration.controlSocket.map { path throws(UnixSocket.Error) in try ControlServer(path: path) }
-        let output = try ConsoleOutput(fd: configuration.consoleOutput, socket: socket, logPath: configuration.consoleLog,
-                                       abandon: { control.isStopping })
-        let virtioDevices = configuration.disks.count + configuration.shares.count + (configuration.console == .virtio ? 1 : 0)
+        if configuration.commandStreams && configuration.console == .virtio { throw ConfigurationError.commandStreamsNeedSerialConsole }
+        let output = try ConsoleOutput(fd: configuration.commandStreams ? nil : configuration.consoleOutput, socket: socket,
+                                       logPath: configuration.consoleLog, abandon: { control.isStopping })
+        let virtioDevices = (configuration.commandStreams ? 2 : 0) + configuration.disks.count + configuration.shares.count + (configuration.console == .virtio ? 1 : 0)
             + (configuration.network != nil ? 1 : 0) + (configuration.entropy != nil ? 1 : 0) + (configuration.vsock != nil ? 1 : 0)
         guard virtioDevices <= VirtioSlots.capacity else {
             throw ConfigurationError.tooManyDevices(requested: virtioDevices, capacity: VirtioSlots.capacity)
@@ -142,8 +144,20 @@ public final class MicroVM: @unchecked Sendable {
             try ioBus.insert(power, base: PowerRegisters.basePort, size: PowerRegisters.portCount)
         }
 
-        // Fixed order: the console, the disks (vda, vdb, …), the shares, the network, vsock, virtio-rng.
+        // Fixed order: the console or the command's streams, the disks (vda, vdb, …), the shares,
+        // the network, vsock, virtio-rng.
         let slots = VirtioSlots(bus: mmioBus, memory: memory, interrupt: interruptLine) { Self.report($0) }
+        if configuration.commandStreams {
+            let standardOutput = try ConsoleOutput(fd: STDOUT_FILENO, abandon: { control.isStopping })
+            let standardError = try ConsoleOutput(fd: STDERR_FILENO, abandon: { control.isStopping })
+            let streams = CommandStreams(io: VirtioConsole { standardOutput.write($0) },
+                                         errors: VirtioConsole { standardError.write($0) })
+            try slots.add(streams.io)
+            try slots.add(streams.errors)
+            self.streams = streams
+        } else {
+            streams = nil
+        }
         if configuration.console == .virtio {
             let console = VirtioConsole(output: write)
             try slots.add(console)
@@ -210,7 +224,7 @@ public final class MicroVM: @unchecked Sendable {
             commandLine.insertKernelParameters([GuestCommand.kernelParameter(command)])
         }
 
-        let entry = try KernelLoader.load(kernel: configuration.kernel, initrd: configuration.initrd,
+        let entry = try KernelLoader.load(kernel: configuration.kernel, initrds: (configuration.initrd.map { [$0] } ?? []) + configuration.appendedInitrds,
                                           commandLine: commandLine, rsdp: acpi.map { GuestAddress($0.rsdpAddress) }, into: memory)
         try BootCPUState.writeTables(for: entry, into: memory)
         // Kept beside ACPI: a kernel built without ACPI still finds its CPUs here.
@@ -274,7 +288,7 @@ public final class MicroVM: @unchecked Sendable {
         var previousMask = sigset_t()
         var blocked = sigset_t()
         sigemptyset(&blocked)
-        for signal in EventLoop.handledSignals + [KickSignal.number] { sigaddset(&blocked, signal) }
+        for signal in EventLoop.handledSignals(forwarding: streams != nil) + [KickSignal.number] { sigaddset(&blocked, signal) }
         pthread_sigmask(SIG_BLOCK, &blocked, &previousMask)
         defer { pthread_sigmask(SIG_SETMASK, &previousMask, nil) }
         KickSignal.acquire()
@@ -285,20 +299,25 @@ public final class MicroVM: @unchecked Sendable {
         if let socket {
             input = .socket(socket)
         } else if configuration.consoleInput {
-            input = .standardInput(escape: terminal != nil)
+            // The command's own streams carry every byte: a container has no escape key.
+            input = .standardInput(escape: terminal != nil && streams == nil)
         } else {
             input = .none
         }
+        // Typed input goes to the command's streams, or to the console the kernel uses.
+        let deliver: ([UInt8]) -> Int
+        let resize: ((UInt16, UInt16) -> Void)?
+        if let console = streams?.io ?? virtioConsole {
+            deliver = { console.receive($0) }
+            resize = { console.setSize(columns: $0, rows: $1) }
+        } else {
+            deliver = { [serial] in serial.receive($0) }
+            resize = nil
+        }
         let loop: EventLoop
         do {
-            if let console = virtioConsole {
-                loop = try EventLoop(control: control, input: input, deliver: { console.receive($0) },
-                                     resize: { console.setSize(columns: $0, rows: $1) }, devices: deviceIO,
-                                     controlServer: controlServer, answer: { [unowned self] in answer($0) })
-            } else {
-                loop = try EventLoop(control: control, input: input, deliver: { [serial] in serial.receive($0) }, resize: nil,
-                                     devices: deviceIO, controlServer: controlServer, answer: { [unowned self] in answer($0) })
-            }
+            loop = try EventLoop(control: control, input: input, deliver: deliver, resize: resize, devices: deviceIO,
+                                 controlServer: controlServer, answer: { [unowned self] in answer($0) }, streams: streams)
         } catch {
             return .vmmError(error.description)
         }

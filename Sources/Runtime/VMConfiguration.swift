@@ -7,6 +7,10 @@ public struct VMConfiguration: Sendable {
     /// Path of a bzImage or ELF vmlinux.
     public var kernel: String
     public var initrd: String?
+    /// More cpio archives, loaded after the initrd; the kernel unpacks them all into its
+    /// root, later files replacing earlier ones (how microvm-oci hands a container's
+    /// configuration to the guest).
+    public var appendedInitrds: [String] = []
     public var commandLine: KernelCommandLine
     /// Guest RAM in bytes.
     public var memorySize: UInt64
@@ -55,6 +59,13 @@ public struct VMConfiguration: Sendable {
     public var vsock: String?
     /// Sample the vCPUs' instruction pointers for the whole run (`MicroVM.guestProfile`).
     public var profiling: Profiling?
+    /// Give the guest's command microvm's own standard streams, for a container runtime:
+    /// standard input and output on a virtio-console (hvc0), standard error on a second
+    /// one (hvc1) whose input carries control lines to the guest's `oci-init`: the
+    /// forwarded signals (`EventLoop.forwardedSignals`, as `signal N`) and the end of
+    /// standard input (`eof`). The kernel's console then goes only to `consoleLog`.
+    /// Needs the serial console, so that the two consoles are hvc0 and hvc1.
+    public var commandStreams = false
 
     public struct Profiling: Sendable {
         /// Samples per second and vCPU, within `GuestProfiler.rates`.
@@ -107,6 +118,9 @@ public struct VMConfiguration: Sendable {
         /// virtio-console over virtio-mmio (`console=hvc0`); the UART stays for early messages.
         case virtio
     }
+
+    /// How many virtio devices a VM can have: disks, shares, consoles, the network, vsock and virtio-rng together.
+    public static var virtioSlotCount: Int { VirtioSlots.capacity }
 
     public static let defaultMemorySize: UInt64 = 256 << 20
     public static let minimumMemorySize: UInt64 = 2 << 20

@@ -1,4 +1,5 @@
 import Glibc
+import VMM
 
 /// What `--rootfs PATH[,ro]` names: an ext4 image, attached as it is, or a directory,
 /// turned into an ext4 image with `mkfs.ext4 -d` (no root needed) and cached under the

@@ -155,19 +155,24 @@ import Testing
         let initrdPath = directory.appendingPathComponent("initrd").path
         try Data(image).write(to: URL(fileURLWithPath: kernelPath))
         try Data(initrd).write(to: URL(fileURLWithPath: initrdPath))
-        let entry = try KernelLoader.load(kernel: kernelPath, initrd: initrdPath, commandLine: KernelCommandLine("x"), into: memory)
+        // A second archive follows at the next 4-byte boundary, where Linux looks for it.
+        let appended: [UInt8] = [1, 2, 3, 4, 5]
+        let appendedPath = directory.appendingPathComponent("appended").path
+        try Data(appended).write(to: URL(fileURLWithPath: appendedPath))
+        let entry = try KernelLoader.load(kernel: kernelPath, initrds: [initrdPath, appendedPath], commandLine: KernelCommandLine("x"), into: memory)
         #expect(entry == .linux64(0x100000))
         #expect(try memory.read(at: 0x100000, count: 4) == [9, 8, 7, 6])
         let params = try memory.read(at: MemoryMap.zeroPage, count: 0x1000)
         let address = UInt64(params.littleEndian(UInt32.self, at: 0x218)!)
-        #expect(params.littleEndian(UInt32.self, at: 0x21c) == UInt32(initrd.count))
+        #expect(params.littleEndian(UInt32.self, at: 0x21c) == UInt32(10_000 + 8))
         #expect(try memory.read(at: GuestAddress(address), count: initrd.count) == initrd)
+        #expect(try memory.read(at: GuestAddress(address + 10_000), count: 5) == appended)
         // A program header table past the end of the file is refused without reading it.
         var truncated = image
         ImageBuilder.put(UInt64(1 << 20), at: 32, in: &truncated)
         try Data(truncated).write(to: URL(fileURLWithPath: kernelPath))
         #expect(throws: BootError.invalidKernel(file: kernelPath, reason: "program headers lie past the end of the file (truncated?)")) {
-            try KernelLoader.load(kernel: kernelPath, initrd: nil, commandLine: KernelCommandLine("x"), into: memory)
+            try KernelLoader.load(kernel: kernelPath, initrds: [], commandLine: KernelCommandLine("x"), into: memory)
         }
     }
 

@@ -78,4 +78,18 @@ extern const int CLINUX_O_PATH;
 extern const int CLINUX_F_OFD_SETLK;
 extern const int CLINUX_F_OFD_GETLK;
 
+// Container runtime (microvm-oci).
+/// Starts `path` with `argv` in a new session: `ready_fd` becomes its descriptor 3 and,
+/// when `tty_fd` is not -1, that terminal its controlling terminal and standard streams;
+/// every other descriptor above 2 is closed and signals are back to their defaults.
+/// Returns the child's pid, or -errno.
+int clinux_spawn_session(const char *path, char *const argv[], int ready_fd, int tty_fd);
+/// Connects to the Unix socket at `socket_path` and sends `fd` over it (SCM_RIGHTS), as
+/// runc hands a container's terminal to its caller. Returns 0 or -errno.
+int clinux_send_fd(const char *socket_path, int fd);
+extern const unsigned long CLINUX_TIOCSWINSZ;
+/// Opens a new pseudo-terminal: returns the master (close-on-exec) and puts the slave,
+/// opened close-on-exec and not as a controlling terminal, in `*slave`; or -errno.
+int clinux_open_pty(int *slave);
+
 #endif

@@ -1,0 +1,179 @@
+import Glibc
+import VMM
+
+/// How a container becomes a VM: the VM's configuration and what the guest's
+/// `oci-init` is told (guest/initrd/oci-init.c reads the records).
+///
+/// The root is shared over virtio-9p. Bind mounts become 9p shares: a directory is
+/// shared itself, a file through its directory (one share per directory and access
+/// mode), and the guest binds the file or directory into place. `proc`, `sysfs`,
+/// `tmpfs`, `devpts` and `mqueue` are made in the guest; a tmpfs at /dev gets the
+/// standard device nodes; /dev/shm is a tmpfs of the guest's (the VM is the container's
+/// IPC boundary); cgroup mounts are left out (the VM is its resource boundary too).
+public struct ContainerPlan: Sendable {
+    public var configuration: VMConfiguration
+    /// The records of /oci/config, in order.
+    public var records: [(key: String, value: String)]
+
+    /// Annotations that set the VM's options (docs/oci.md).
+    public enum Annotation {
+        public static let memory = "org.microvm.memory"
+        public static let cpus = "org.microvm.cpus"
+        public static let kernel = "org.microvm.kernel"
+        public static let initrd = "org.microvm.initrd"
+        public static let network = "org.microvm.network"
+        public static let cmdline = "org.microvm.cmdline"
+    }
+
+    /// The tags of the bind mounts' shares: `oci0`, `oci1`, …
+    static let shareTagPrefix = "oci"
+    /// Where oci-init mounts each bind mount's share, inside the guest.
+    static let shareMountDirectory = "/run/oci"
+
+    /// `guest` is the default kernel and initrd, used unless annotations name others.
+    public init(spec: ContainerSpec, guest: (kernel: String, initrd: String), configFile: String) throws(OCIError) {
+        let memory: UInt64
+        do {
+            memory = try MemorySize.parse(spec.annotation(Annotation.memory) ?? "256M")
+        } catch {
+            throw .config("annotation \(Annotation.memory): \(error)")
+        }
+        let cpuText = spec.annotation(Annotation.cpus) ?? "1"
+        guard let cpus = Int(cpuText), cpus >= 1 else { throw .config("annotation \(Annotation.cpus): \(cpuText) is not a vCPU count") }
+        let network: VMConfiguration.Network?
+        switch spec.annotation(Annotation.network) {
+        case nil: network = spec.hasNetwork ? .passt(socket: nil) : nil
+        case "passt": network = .passt(socket: nil)
+        case "none": network = nil
+        case let other?: throw .config("annotation \(Annotation.network): \(other); give passt or none")
+        }
+        var root = spec.root
+        var status = stat()
+        guard stat(root.path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
+            throw .bundle("the root file system \(root.path) is not a directory")
+        }
+        root.path = Self.canonical(root.path)
+
+        var shares = [VMConfiguration.Share(path: root.path, tag: VMConfiguration.Share.rootTag, readOnly: root.readonly)]
+        var records: [(String, String)] = []
+        var mountRecords: [(String, String)] = []
+        var devices = false
+        for mount in spec.mounts {
+            let (flags, data) = Self.flags(mount.options)
+            func add(_ type: String, _ source: String, flags: UInt, data: String) {
+                mountRecords += [("mount", type), ("source", source), ("target", mount.destination), ("flags", String(flags)), ("data", data)]
+            }
+            let isBind = ["bind", "rbind"].contains(mount.type) || mount.options.contains { $0 == "bind" || $0 == "rbind" }
+            switch isBind ? "bind" : mount.type {
+            case "bind":
+                if mount.destination == "/dev/shm" {
+                    add("tmpfs", "shm", flags: flags & ~Self.bindFlags, data: "mode=1777")
+                    continue
+                }
+                var source = stat()
+                guard stat(mount.source, &source) == 0 else { throw .bundle("the bind mount's source \(mount.source) does not exist") }
+                let isDirectory = source.st_mode & S_IFMT == S_IFDIR
+                let path = Self.canonical(mount.source)
+                let directory = isDirectory ? path : String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+                let readOnly = flags & UInt(MS_RDONLY) != 0
+                let tag: String
+                if let existing = shares.first(where: { $0.path == directory && $0.readOnly == readOnly && $0.tag != VMConfiguration.Share.rootTag }) {
+                    tag = existing.tag
+                } else {
+                    tag = Self.shareTagPrefix + String(shares.count - 1)
+                    shares.append(VMConfiguration.Share(path: directory.isEmpty ? "/" : directory, tag: tag, readOnly: readOnly))
+                    records.append(("share", tag + (readOnly ? " 1" : " 0")))
+                }
+                let inside = isDirectory ? "" : "/" + (path.split(separator: "/").last.map(String.init) ?? "")
+                add("bind", Self.shareMountDirectory + "/" + tag + inside, flags: flags | Self.bindFlags, data: "")
+            case "proc", "sysfs", "tmpfs", "devpts", "mqueue":
+                if mount.type == "tmpfs" && mount.destination == "/dev" { devices = true }
+                add(mount.type, mount.source.isEmpty ? mount.type : mount.source, flags: flags, data: data)
+            case "cgroup", "cgroup2":
+                continue
+            default:
+                throw .config("the mount at \(mount.destination) has type \"\(mount.type)\"; microvm-oci makes bind, proc, sysfs, tmpfs, devpts and mqueue mounts")
+            }
+        }
+        let capacity = VMConfiguration.virtioSlotCount - 2 - (network == nil ? 0 : 1) - 1
+        guard shares.count <= capacity else {
+            throw .config("the bind mounts need \(shares.count - 1) shared directories; a VM has room for \(capacity - 1) beside its root")
+        }
+        records += mountRecords
+        if devices { records.append(("devices", "1")) }
+        if let hostname = spec.hostname, !hostname.isEmpty { records.append(("hostname", hostname)) }
+        let process = spec.process
+        records += [("cwd", process.cwd), ("uid", String(process.uid)), ("gid", String(process.gid))]
+        records += process.additionalGids.map { ("group", String($0)) }
+        if let umask = process.umask { records.append(("umask", String(umask))) }
+        for limit in process.rlimits {
+            records.append(("rlimit", "\(ContainerSpec.rlimitResources[limit.type] ?? 0) \(limit.soft) \(limit.hard)"))
+        }
+        if process.terminal { records.append(("terminal", "1")) }
+        records += process.args.map { ("arg", $0) }
+        records += process.env.map { ("env", $0) }
+        for (key, value) in records where value.utf8.contains(0) {
+            throw .config("\(key) \(value.prefix(40)) holds a NUL byte")
+        }
+        self.records = records
+
+        var configuration = VMConfiguration(
+            kernel: spec.annotation(Annotation.kernel) ?? guest.kernel,
+            initrd: spec.annotation(Annotation.initrd) ?? guest.initrd,
+            commandLine: KernelCommandLine(spec.annotation(Annotation.cmdline) ?? "console=ttyS0 panic=-1 quiet"),
+            memorySize: memory, vcpuCount: cpus, consoleInput: true, shares: shares, seccomp: true, network: network)
+        configuration.appendedInitrds = [configFile]
+        configuration.commandStreams = true
+        self.configuration = configuration
+    }
+
+    /// The archive appended to the initrd: /oci/config with the records.
+    public var configArchive: [UInt8] {
+        var text: [UInt8] = []
+        for (key, value) in records {
+            text += Array(key.utf8) + [UInt8(ascii: "=")] + Array(value.utf8) + [0]
+        }
+        var archive = CPIOArchive()
+        archive.addDirectory("oci")
+        archive.addFile("oci/config", contents: text)
+        return archive.finish()
+    }
+
+    static let bindFlags = UInt(MS_BIND) | UInt(MS_REC)
+
+    /// Mount options as MS_* flags and the rest as the file system's data.
+    static func flags(_ options: [String]) -> (UInt, String) {
+        let set: [String: Int] = [
+            "ro": Int(MS_RDONLY), "nosuid": Int(MS_NOSUID), "nodev": Int(MS_NODEV), "noexec": Int(MS_NOEXEC),
+            "sync": Int(MS_SYNCHRONOUS), "dirsync": Int(MS_DIRSYNC), "noatime": Int(MS_NOATIME),
+            "nodiratime": Int(MS_NODIRATIME), "relatime": Int(MS_RELATIME), "strictatime": Int(MS_STRICTATIME),
+            "bind": Int(MS_BIND), "rbind": Int(MS_BIND | MS_REC),
+        ]
+        let clear: [String: Int] = [
+            "rw": Int(MS_RDONLY), "suid": Int(MS_NOSUID), "dev": Int(MS_NODEV), "exec": Int(MS_NOEXEC),
+            "async": Int(MS_SYNCHRONOUS), "atime": Int(MS_NOATIME), "diratime": Int(MS_NODIRATIME),
+            "norelatime": Int(MS_RELATIME), "nostrictatime": Int(MS_STRICTATIME),
+        ]
+        let propagation: Set<String> = ["private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable",
+                                         "defaults", "tmpcopyup", "idmap", "ridmap"]
+        var flags = 0
+        var data: [String] = []
+        for option in options {
+            if let bits = set[option] {
+                flags |= bits
+            } else if let bits = clear[option] {
+                flags &= ~bits
+            } else if !propagation.contains(option) {
+                data.append(option)
+            }
+        }
+        return (UInt(flags), data.joined(separator: ","))
+    }
+
+    /// The path with symbolic links resolved, so that the share is the directory itself.
+    static func canonical(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+}

@@ -1,0 +1,148 @@
+import Glibc
+
+/// The runtime's state directory (`--root`): one directory per container, named by its
+/// ID, holding `state.json`, the start FIFO, the guest's configuration archive and the
+/// VM's console log. Every command holds a lock on the container's directory (flock:
+/// shared to read, exclusive to change), so `state` is right from any process.
+public struct StateStore: Sendable {
+    public let root: String
+
+    public static let defaultRoot = "/run/microvm-oci"
+
+    public init(root: String) throws(OCIError) {
+        self.root = root
+        var path = ""
+        for component in root.split(separator: "/") {
+            path += "/" + component
+            if mkdir(path, 0o700) != 0 && errno != EEXIST {
+                throw .failed("cannot make the state directory \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// IDs are one path component of letters, digits, `_`, `-` and `.`, as runc takes them.
+    public static func checkID(_ id: String) throws(OCIError) {
+        let allowed = id.utf8.allSatisfy { byte in
+            (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
+                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+        }
+        guard !id.isEmpty, id.utf8.count <= 1024, allowed, id != ".", id != ".." else {
+            throw .usage("invalid container ID '\(id.prefix(64))': use letters, digits, '_', '-' and '.'")
+        }
+    }
+
+    /// Makes the directory of a new container, locked; fails if the ID is taken.
+    public func create(_ id: String) throws(OCIError) -> ContainerDirectory {
+        try Self.checkID(id)
+        let path = root + "/" + id
+        guard mkdir(path, 0o700) == 0 else {
+            if errno == EEXIST { throw .alreadyExists(id) }
+            throw .failed("cannot make \(path): \(String(cString: strerror(errno)))")
+        }
+        return try ContainerDirectory(path: path, id: id, exclusive: true)
+    }
+
+    /// Opens an existing container's directory with a shared or exclusive lock.
+    public func open(_ id: String, exclusive: Bool) throws(OCIError) -> ContainerDirectory {
+        try Self.checkID(id)
+        let directory = try ContainerDirectory(path: root + "/" + id, id: id, exclusive: exclusive)
+        // A directory that lost its state (a create that failed half-way, or a delete
+        // between our open and lock) is no container.
+        guard access(directory.statePath, F_OK) == 0 else { throw .noSuchContainer(id) }
+        return directory
+    }
+}
+
+/// A container's directory, open and locked while this value lives.
+public final class ContainerDirectory {
+    public let path: String
+    public let id: String
+    private let fd: Int32
+
+    init(path: String, id: String, exclusive: Bool) throws(OCIError) {
+        self.path = path
+        self.id = id
+        fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw .noSuchContainer(id) }
+            throw .failed("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        while flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0 {
+            guard errno == EINTR else {
+                close(fd)
+                throw .failed("cannot lock \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    deinit {
+        close(fd)
+    }
+
+    public var statePath: String { path + "/state.json" }
+    public var startFIFO: String { path + "/start.fifo" }
+    public var configArchive: String { path + "/config.cpio" }
+    public var consoleLog: String { path + "/console.log" }
+
+    public func read() throws(OCIError) -> ContainerRecord {
+        let bytes = try FileIO.read(statePath)
+        do {
+            return try ContainerRecord(try JSONValue.parse(bytes))
+        } catch let error as JSONValue.ParseError {
+            throw .failed("the state of container \(id) is damaged: \(error)")
+        } catch let error as OCIError {
+            throw error
+        } catch {
+            throw .failed("\(error)")
+        }
+    }
+
+    /// Replaces state.json whole (a reader never sees half of it).
+    public func write(_ record: ContainerRecord) throws(OCIError) {
+        let temporary = statePath + ".new"
+        try FileIO.write(temporary, Array((record.json.encoded + "\n").utf8))
+        guard rename(temporary, statePath) == 0 else { throw .failed("cannot write \(statePath): \(String(cString: strerror(errno)))") }
+    }
+
+    /// Removes the directory and everything in it (the lock goes with the descriptor).
+    public func remove() {
+        for name in ["state.json", "state.json.new", "start.fifo", "config.cpio", "console.log"] {
+            unlink(path + "/" + name)
+        }
+        rmdir(path)
+    }
+}
+
+/// Whole-file reads and writes with errors that name the file.
+public enum FileIO {
+    public static let maximumSize = 4 << 20
+
+    public static func read(_ path: String, limit: Int = maximumSize) throws(OCIError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .failed("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw .failed("cannot read \(path): \(String(cString: strerror(errno)))") }
+            if count == 0 { return bytes }
+            bytes += buffer[0..<count]
+            guard bytes.count <= limit else { throw .failed("\(path) is larger than \(limit) bytes") }
+        }
+    }
+
+    public static func write(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws(OCIError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw .failed("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { throw .failed("cannot write \(path): \(String(cString: strerror(errno)))") }
+            offset += written
+        }
+    }
+}
