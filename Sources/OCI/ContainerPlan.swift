@@ -30,8 +30,9 @@ public struct ContainerPlan: Sendable {
     /// Where oci-init mounts each bind mount's share, inside the guest.
     static let shareMountDirectory = "/run/oci"
 
-    /// `guest` is the default kernel and initrd, used unless annotations name others.
-    public init(spec: ContainerSpec, guest: (kernel: String, initrd: String), configFile: String) throws(OCIError) {
+    /// `guest` is the default kernel and initrd, used unless annotations name others. The
+    /// configuration's `appendedInitrds` is left for the caller: where `configArchive` is written.
+    public init(spec: ContainerSpec, guest: (kernel: String, initrd: String)) throws(OCIError) {
         let memory: UInt64
         do {
             memory = try MemorySize.parse(spec.annotation(Annotation.memory) ?? "256M")
@@ -95,7 +96,8 @@ public struct ContainerPlan: Sendable {
                 throw .config("the mount at \(mount.destination) has type \"\(mount.type)\"; microvm-oci makes bind, proc, sysfs, tmpfs, devpts and mqueue mounts")
             }
         }
-        let capacity = VMConfiguration.virtioSlotCount - 2 - (network == nil ? 0 : 1) - 1
+        // Beside the shares: the command's two consoles, virtio-rng and the network device.
+        let capacity = VMConfiguration.virtioSlotCount - 2 - 1 - (network == nil ? 0 : 1)
         guard shares.count <= capacity else {
             throw .config("the bind mounts need \(shares.count - 1) shared directories; a VM has room for \(capacity - 1) beside its root")
         }
@@ -122,7 +124,6 @@ public struct ContainerPlan: Sendable {
             initrd: spec.annotation(Annotation.initrd) ?? guest.initrd,
             commandLine: KernelCommandLine(spec.annotation(Annotation.cmdline) ?? "console=ttyS0 panic=-1 quiet"),
             memorySize: memory, vcpuCount: cpus, consoleInput: true, shares: shares, seccomp: true, network: network)
-        configuration.appendedInitrds = [configFile]
         configuration.commandStreams = true
         self.configuration = configuration
     }

@@ -31,46 +31,66 @@ public struct StateStore: Sendable {
         }
     }
 
+    /// Where the container `id` keeps its files (whether or not it exists).
+    public func paths(of id: String) -> ContainerPaths {
+        ContainerPaths(directory: root + "/" + id)
+    }
+
     /// Makes the directory of a new container, locked; fails if the ID is taken.
     public func create(_ id: String) throws(OCIError) -> ContainerDirectory {
         try Self.checkID(id)
-        let path = root + "/" + id
-        guard mkdir(path, 0o700) == 0 else {
+        let paths = paths(of: id)
+        guard mkdir(paths.directory, 0o700) == 0 else {
             if errno == EEXIST { throw .alreadyExists(id) }
-            throw .failed("cannot make \(path): \(String(cString: strerror(errno)))")
+            throw .failed("cannot make \(paths.directory): \(String(cString: strerror(errno)))")
         }
-        return try ContainerDirectory(path: path, id: id, exclusive: true)
+        return try ContainerDirectory(paths: paths, id: id, exclusive: true)
     }
 
     /// Opens an existing container's directory with a shared or exclusive lock.
     public func open(_ id: String, exclusive: Bool) throws(OCIError) -> ContainerDirectory {
         try Self.checkID(id)
-        let directory = try ContainerDirectory(path: root + "/" + id, id: id, exclusive: exclusive)
+        let directory = try ContainerDirectory(paths: paths(of: id), id: id, exclusive: exclusive)
         // A directory that lost its state (a create that failed half-way, or a delete
         // between our open and lock) is no container.
-        guard access(directory.statePath, F_OK) == 0 else { throw .noSuchContainer(id) }
+        guard access(directory.paths.state, F_OK) == 0 else { throw .noSuchContainer(id) }
         return directory
     }
 }
 
+/// The files of one container's directory.
+public struct ContainerPaths: Sendable {
+    public let directory: String
+
+    public var state: String { directory + "/state.json" }
+    /// The VM process opens it for writing and waits until `start` opens it for reading.
+    public var startFIFO: String { directory + "/start.fifo" }
+    /// The archive the guest finds as /oci/config.
+    public var configArchive: String { directory + "/config.cpio" }
+    /// The guest kernel's console.
+    public var consoleLog: String { directory + "/console.log" }
+
+    var all: [String] { [state, state + ".new", startFIFO, configArchive, consoleLog] }
+}
+
 /// A container's directory, open and locked while this value lives.
 public final class ContainerDirectory {
-    public let path: String
+    public let paths: ContainerPaths
     public let id: String
     private let fd: Int32
 
-    init(path: String, id: String, exclusive: Bool) throws(OCIError) {
-        self.path = path
+    init(paths: ContainerPaths, id: String, exclusive: Bool) throws(OCIError) {
+        self.paths = paths
         self.id = id
-        fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        fd = Glibc.open(paths.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { throw .noSuchContainer(id) }
-            throw .failed("cannot open \(path): \(String(cString: strerror(errno)))")
+            throw .failed("cannot open \(paths.directory): \(String(cString: strerror(errno)))")
         }
         while flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0 {
             guard errno == EINTR else {
                 close(fd)
-                throw .failed("cannot lock \(path): \(String(cString: strerror(errno)))")
+                throw .failed("cannot lock \(paths.directory): \(String(cString: strerror(errno)))")
             }
         }
     }
@@ -79,13 +99,8 @@ public final class ContainerDirectory {
         close(fd)
     }
 
-    public var statePath: String { path + "/state.json" }
-    public var startFIFO: String { path + "/start.fifo" }
-    public var configArchive: String { path + "/config.cpio" }
-    public var consoleLog: String { path + "/console.log" }
-
     public func read() throws(OCIError) -> ContainerRecord {
-        let bytes = try FileIO.read(statePath)
+        let bytes = try FileIO.read(paths.state)
         do {
             return try ContainerRecord(try JSONValue.parse(bytes))
         } catch let error as JSONValue.ParseError {
@@ -99,17 +114,15 @@ public final class ContainerDirectory {
 
     /// Replaces state.json whole (a reader never sees half of it).
     public func write(_ record: ContainerRecord) throws(OCIError) {
-        let temporary = statePath + ".new"
+        let temporary = paths.state + ".new"
         try FileIO.write(temporary, Array((record.json.encoded + "\n").utf8))
-        guard rename(temporary, statePath) == 0 else { throw .failed("cannot write \(statePath): \(String(cString: strerror(errno)))") }
+        guard rename(temporary, paths.state) == 0 else { throw .failed("cannot write \(paths.state): \(String(cString: strerror(errno)))") }
     }
 
     /// Removes the directory and everything in it (the lock goes with the descriptor).
     public func remove() {
-        for name in ["state.json", "state.json.new", "start.fifo", "config.cpio", "console.log"] {
-            unlink(path + "/" + name)
-        }
-        rmdir(path)
+        for path in paths.all { unlink(path) }
+        rmdir(paths.directory)
     }
 }
 

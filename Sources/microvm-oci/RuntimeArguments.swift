@@ -14,7 +14,6 @@ struct RuntimeArguments {
     /// Options that take a value, by command; every other option is a flag.
     static let valueOptions: [String: Set<String>] = [
         "create": ["bundle", "pid-file", "console-socket", "preserve-fds"],
-        "run": ["bundle", "pid-file", "console-socket", "preserve-fds"],
         "vm": ["bundle", "ready-fd"],
     ]
     static let flagOptions: [String: Set<String>] = [

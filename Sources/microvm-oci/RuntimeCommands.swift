@@ -39,7 +39,7 @@ struct RuntimeCommands {
     }
 
     /// Reads and checks the bundle: the spec and the VM it asks for.
-    static func plan(bundle: String, configFile: String) throws(OCIError) -> (ContainerSpec, ContainerPlan) {
+    static func plan(bundle: String) throws(OCIError) -> (ContainerSpec, ContainerPlan) {
         var status = stat()
         guard stat(bundle, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else { throw .bundle("the bundle \(bundle) is not a directory") }
         guard access(bundle + "/config.json", F_OK) == 0 else { throw .bundle("the bundle \(bundle) has no config.json") }
@@ -64,7 +64,7 @@ struct RuntimeCommands {
                 throw .failed("\(error)")
             }
         }
-        return (spec, try ContainerPlan(spec: spec, guest: guest, configFile: configFile))
+        return (spec, try ContainerPlan(spec: spec, guest: guest))
     }
 
     private func create() throws(OCIError) {
@@ -76,15 +76,16 @@ struct RuntimeCommands {
         let store = try self.store
         try StateStore.checkID(id)
         // Everything that can be checked before the container exists is.
-        let (spec, _) = try Self.plan(bundle: bundle, configFile: "/")
+        let (spec, plan) = try Self.plan(bundle: bundle)
         if spec.process.terminal && arguments.options["console-socket"] == nil {
             throw .usage("create: process.terminal is true, so --console-socket is needed")
         }
         let directory = try store.create(id)
         do throws(OCIError) {
-            let (_, plan) = try Self.plan(bundle: bundle, configFile: directory.configArchive)
-            try FileIO.write(directory.configArchive, plan.configArchive)
-            guard mkfifo(directory.startFIFO, 0o600) == 0 else { throw .failed("mkfifo \(directory.startFIFO): \(Self.errorText())") }
+            try FileIO.write(directory.paths.configArchive, plan.configArchive)
+            guard mkfifo(directory.paths.startFIFO, 0o600) == 0 else {
+                throw .failed("mkfifo \(directory.paths.startFIFO): \(Self.errorText())")
+            }
             let terminal = try spec.process.terminal ? Self.openTerminal(socket: arguments.options["console-socket"]!, size: spec.process.consoleSize) : nil
             defer { if let terminal { close(terminal) } }
             let pid = try Self.spawnVM(root: store.root, bundle: bundle, id: id, terminal: terminal)
@@ -162,8 +163,8 @@ struct RuntimeCommands {
         var record = try directory.read()
         let status = record.status()
         guard status == .created else { throw .wrongState(id: id, status: status.rawValue, command: "start") }
-        let fifo = open(directory.startFIFO, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fifo >= 0 else { throw .failed("cannot open \(directory.startFIFO): \(Self.errorText())") }
+        let fifo = open(directory.paths.startFIFO, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fifo >= 0 else { throw .failed("cannot open \(directory.paths.startFIFO): \(Self.errorText())") }
         defer { close(fifo) }
         var waited = 0
         var byte: UInt8 = 0
@@ -175,7 +176,7 @@ struct RuntimeCommands {
                 throw .failed("container \(id): the VM process did not take the start")
             }
         }
-        unlink(directory.startFIFO)
+        unlink(directory.paths.startFIFO)
         record.started = true
         try directory.write(record)
     }

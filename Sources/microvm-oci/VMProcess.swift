@@ -25,11 +25,11 @@ struct VMProcess {
         do {
             let id = try arguments.containerID()
             guard let bundle = arguments.options["bundle"] else { throw OCIError.usage("vm: no --bundle") }
-            let store = try StateStore(root: arguments.root)
-            let directory = store.root + "/" + id
-            var (_, plan) = try RuntimeCommands.plan(bundle: bundle, configFile: directory + "/config.cpio")
-            plan.configuration.consoleLog = directory + "/console.log"
-            fifo = directory + "/start.fifo"
+            let paths = try StateStore(root: arguments.root).paths(of: id)
+            var (_, plan) = try RuntimeCommands.plan(bundle: bundle)
+            plan.configuration.appendedInitrds = [paths.configArchive]
+            plan.configuration.consoleLog = paths.consoleLog
+            fifo = paths.startFIFO
             vm = try MicroVM(plan.configuration)
         } catch {
             report("\(error)\n")

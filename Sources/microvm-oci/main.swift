@@ -15,17 +15,18 @@ let usage = """
     """
 
 var log = RuntimeLog()
-do {
+do throws(OCIError) {
     let arguments = try RuntimeArguments(Array(CommandLine.arguments.dropFirst()))
     log = arguments.log
     if arguments.flags.contains("version") {
         print("microvm-oci version \(RuntimeCommands.version)\nspec: \(ContainerRecord.ociVersion)")
         exit(0)
     }
-    if arguments.flags.contains("help") || arguments.command == nil {
+    if arguments.flags.contains("help") {
         print(usage)
-        exit(arguments.command == nil && !arguments.flags.contains("help") ? 64 : 0)
+        exit(0)
     }
+    guard arguments.command != nil else { throw .usage("no command given; microvm-oci --help lists them") }
     exit(try RuntimeCommands(arguments).run())
 } catch {
     log.error(error.description)

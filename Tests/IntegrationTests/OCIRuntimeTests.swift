@@ -11,9 +11,10 @@ struct OCIRuntimeTests {
         defer { try? FileManager.default.removeItem(at: work) }
         try "hello from the host\n".write(to: work.appendingPathComponent("greeting"), atomically: true, encoding: .utf8)
         let name = "microvm-oci-run-\(getpid())"
-        let result = try Podman.run(["run", "--rm", "--name", name, "--network", "none"] + Podman.limits
+        // -i: the container reads standard input (empty here) to its end before it goes on.
+        let result = try Podman.run(["run", "--rm", "-i", "--name", name, "--network", "none"] + Podman.limits
             + ["-v", work.path + ":/data", Podman.image(),
-               "sh", "-c", "echo hi; cat /data/greeting; echo oops >&2; echo back > /data/back; cat /etc/hostname; exit 7"], timeout: 600)
+               "sh", "-c", "cat; echo hi; cat /data/greeting; echo oops >&2; echo back > /data/back; cat /etc/hostname; exit 7"], timeout: 600)
         #expect(result.status == 7, "stderr: \(result.stderr)")
         #expect(result.stdout.hasPrefix("hi\nhello from the host\n"), "stdout: \(result.stdout)")
         #expect(result.stderr.contains("oops") && !result.stdout.contains("oops"), "stdout and stderr stay apart: \(result.stderr)")

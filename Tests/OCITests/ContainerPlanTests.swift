@@ -20,10 +20,10 @@ struct ContainerPlanTests {
               {"destination": "/data", "type": "bind", "source": "\(try Bundle.dataPath())", "options": ["rbind", "ro", "rprivate"]}
             ], "annotations": {"org.microvm.memory": "512M", "org.microvm.cpus": "2", "org.microvm.network": "none"}
             """))
-        let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest, configFile: "/state/config.cpio")
+        let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest)
         let configuration = plan.configuration
         #expect(configuration.kernel == "/k/bzImage" && configuration.initrd == "/k/initrd.cpio")
-        #expect(configuration.appendedInitrds == ["/state/config.cpio"])
+        #expect(configuration.appendedInitrds.isEmpty)
         #expect(configuration.memorySize == 512 << 20 && configuration.vcpuCount == 2)
         #expect(configuration.network == nil && configuration.commandStreams && configuration.seccomp)
         #expect(configuration.shares == [
@@ -53,7 +53,7 @@ struct ContainerPlanTests {
               {"destination": "/etc/hostname", "type": "bind", "source": "\(bundle.path)/data/hostname", "options": ["bind"]}
             ]
             """))
-        let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest, configFile: "/c")
+        let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest)
         #expect(plan.configuration.shares.map(\.tag) == [VMConfiguration.Share.rootTag, "oci0"])
         #expect(plan.configuration.shares[1].path == bundle.path + "/data" && !plan.configuration.shares[1].readOnly)
         #expect(records(plan).filter { $0.hasPrefix("source=") } == ["source=/run/oci/oci0/hosts", "source=/run/oci/oci0/hostname"])
@@ -62,7 +62,7 @@ struct ContainerPlanTests {
 
     @Test func theArchiveHoldsTheRecords() throws {
         let bundle = try Bundle(config: Bundle.config())
-        let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest, configFile: "/c")
+        let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest)
         let archive = plan.configArchive
         #expect(archive.count % 4 == 0)
         #expect(Array(archive.prefix(6)) == Array("070701".utf8))
@@ -83,7 +83,7 @@ struct ContainerPlanTests {
     func refusesWhatTheVMCannotDo(extra: String, message: String) throws {
         let bundle = try Bundle(config: Bundle.config(extra: extra))
         do {
-            _ = try ContainerPlan(spec: try bundle.spec, guest: Self.guest, configFile: "/c")
+            _ = try ContainerPlan(spec: try bundle.spec, guest: Self.guest)
             Issue.record("accepted: \(extra)")
         } catch let error as OCIError {
             #expect(error.description.contains(message), "\(error)")
@@ -93,7 +93,7 @@ struct ContainerPlanTests {
     @Test func aMissingRootIsRefused() throws {
         let bundle = try Bundle(config: Bundle.config(root: "nowhere"))
         #expect(throws: OCIError.bundle("the root file system \(bundle.path)/nowhere is not a directory")) {
-            try ContainerPlan(spec: try bundle.spec, guest: Self.guest, configFile: "/c")
+            try ContainerPlan(spec: try bundle.spec, guest: Self.guest)
         }
     }
 
@@ -105,7 +105,7 @@ struct ContainerPlanTests {
             mounts.append(#"{"destination": "/d\#(index)", "type": "bind", "source": "\#(bundle.path)/d\#(index)"}"#)
         }
         try bundle.write("config.json", Bundle.config(extra: #", "mounts": ["# + mounts.joined(separator: ",") + "]"))
-        #expect(throws: OCIError.self) { try ContainerPlan(spec: try bundle.spec, guest: Self.guest, configFile: "/c") }
+        #expect(throws: OCIError.self) { try ContainerPlan(spec: try bundle.spec, guest: Self.guest) }
     }
 }
 
