@@ -42,7 +42,7 @@ let package = Package(
             ]
         ),
         // The OCI runtime: config.json and the runtime's state, then its command line.
-        .target(name: "OCI", dependencies: ["VMM"]),
+        .target(name: "OCI", dependencies: ["VMM", "Runtime"]),
         .executableTarget(name: "microvm-oci", dependencies: ["OCI", "VMM", "CLinux"]),
         // Runs VM cycles alone in a process of its own, so that the leak and stop tests
         // measure nothing but the VMs they start.

@@ -1,3 +1,5 @@
+import Runtime
+
 /// A JSON document, as the OCI files are: `config.json` in, `state` out. The parser
 /// takes any JSON value up to `maximumDepth` levels of nesting, so that a hostile file
 /// costs time and memory in proportion to its size and no more.
@@ -49,28 +51,10 @@ public indirect enum JSONValue: Equatable, Sendable {
         case .bool(let flag): return flag ? "true" : "false"
         case .number(let number):
             return number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
-        case .string(let text): return Self.quote(text)
+        case .string(let text): return JSONObject.quote(text)
         case .array(let items): return "[" + items.map(\.encoded).joined(separator: ",") + "]"
-        case .object(let members): return "{" + members.map { Self.quote($0.key) + ":" + $0.value.encoded }.joined(separator: ",") + "}"
+        case .object(let members): return "{" + members.map { JSONObject.quote($0.key) + ":" + $0.value.encoded }.joined(separator: ",") + "}"
         }
-    }
-
-    public static func quote(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
     }
 
     private struct Parser {

@@ -1,5 +1,6 @@
 import Glibc
 import OCI
+import VMM
 
 /// Where a command's error goes: standard error, and the `--log` file when the caller
 /// gave one, as a logrus-style JSON line with `--log-format json` (what conmon and
@@ -17,7 +18,7 @@ struct RuntimeLog {
         defer { close(fd) }
         let entry = json
             ? JSONValue.object([("level", .string("error")), ("msg", .string(message)), ("time", .string(Timestamp.now()))]).encoded + "\n"
-            : "time=\"\(Timestamp.now())\" level=error msg=\(JSONValue.quote(message))\n"
+            : "time=\"\(Timestamp.now())\" level=error msg=\(JSONObject.quote(message))\n"
         _ = entry.withCString { write(fd, $0, strlen($0)) }
     }
 }

@@ -43,7 +43,8 @@ public struct JSONObject: Equatable, Sendable {
         }
     }
 
-    private static func quote(_ text: String) -> String {
+    /// `text` as a JSON string literal, with the quotes.
+    public static func quote(_ text: String) -> String {
         var result = "\""
         for scalar in text.unicodeScalars {
             switch scalar {
