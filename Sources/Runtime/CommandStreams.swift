@@ -1,5 +1,4 @@
 import Devices
-import Glibc
 
 /// The guest command's own standard streams (`VMConfiguration.commandStreams`): `io`
 /// carries standard input and output (hvc0), `errors` standard error (hvc1) and, in

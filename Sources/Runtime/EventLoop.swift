@@ -9,7 +9,7 @@ final class EventLoop {
     static let stopSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
     /// Signals that go to the guest's command when it has its own streams (a container's
     /// `kill`), the stop signals among them; SIGKILL alone then stops the VM.
-    public static let forwardedSignals: [Int32] = [SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM, SIGALRM, SIGCONT, SIGTSTP]
+    static let forwardedSignals: [Int32] = [SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM, SIGALRM, SIGCONT, SIGTSTP]
 
     /// Every signal this loop reads: the stop (or forwarded) signals and terminal resizes.
     static func handledSignals(forwarding: Bool) -> [Int32] {
