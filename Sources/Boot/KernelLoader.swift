@@ -43,15 +43,16 @@ public enum KernelLoader {
     }
 
     /// Reads the initrd files straight into guest memory (no copy through an array),
-    /// each at a 4-byte boundary, where the kernel looks for the next archive's header.
+    /// each at a 4-byte boundary, where the kernel looks for the next archive's header;
+    /// the initrd's size ends with the last file (the gaps between are zero).
     static func loadInitrds(_ paths: [String], kernel: LoadedKernel, memory: GuestMemory) throws(BootError) -> (address: GuestAddress, size: UInt64)? {
         guard !paths.isEmpty else { return nil }
         var offsets: [Int] = []
         var size = 0
         for path in paths {
             let file = try ImageFile(path)
-            offsets.append(size)
-            size = (size + file.size + 3) & ~3
+            offsets.append((size + 3) & ~3)
+            size = offsets[offsets.count - 1] + file.size
         }
         let address = try placeInitrd(size: UInt64(size), file: paths[0], kernel: kernel, memory: memory)
         for (path, offset) in zip(paths, offsets) {

@@ -25,6 +25,8 @@ public enum MemoryMap {
     /// The exit-status register (docs/exit-status.md): the guest's /init writes its
     /// command's status here, 32 bits, before it reboots.
     public static let exitStatusRegister: GuestAddress = 0xd100_0000
+    /// A container guest's `oci-init` writes 1 here once it reads its control lines.
+    public static let streamsReadyRegister: GuestAddress = 0xd100_0004
     public static let ioapic: GuestAddress = 0xfec0_0000
     public static let lapic: GuestAddress = 0xfee0_0000
     /// KVM's three-page TSS and its identity-map page, just below the IOAPIC.

@@ -154,6 +154,8 @@ public final class MicroVM: @unchecked Sendable {
                                          errors: VirtioConsole { standardError.write($0) })
             try slots.add(streams.io)
             try slots.add(streams.errors)
+            try mmioBus.insert(StreamsReadyRegister { streams.guestReady() },
+                               base: MemoryMap.streamsReadyRegister.rawValue, size: StreamsReadyRegister.size)
             self.streams = streams
         } else {
             streams = nil

@@ -147,7 +147,7 @@ import Testing
     @Test func kernelAndInitrdFilesLoadStraightIntoGuestMemory() throws {
         let memory = try GuestMemory(size: 16 << 20)
         let image = ImageBuilder.elf(segments: [.init(physical: 0x100000, data: [9, 8, 7, 6])], entry: 0x100000)
-        let initrd = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        let initrd = (0..<9_998).map { UInt8(truncatingIfNeeded: $0 * 7) }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("microvm-loader-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -164,8 +164,9 @@ import Testing
         #expect(try memory.read(at: 0x100000, count: 4) == [9, 8, 7, 6])
         let params = try memory.read(at: MemoryMap.zeroPage, count: 0x1000)
         let address = UInt64(params.littleEndian(UInt32.self, at: 0x218)!)
-        #expect(params.littleEndian(UInt32.self, at: 0x21c) == UInt32(10_000 + 8))
+        #expect(params.littleEndian(UInt32.self, at: 0x21c) == UInt32(10_000 + 5), "9,998 bytes, 2 of padding, 5")
         #expect(try memory.read(at: GuestAddress(address), count: initrd.count) == initrd)
+        #expect(try memory.read(at: GuestAddress(address + 9_998), count: 2) == [0, 0])
         #expect(try memory.read(at: GuestAddress(address + 10_000), count: 5) == appended)
         // A program header table past the end of the file is refused without reading it.
         var truncated = image

@@ -14,7 +14,9 @@
  * Without a terminal, hvc0 carries standard input and output and hvc1 standard
  * error, both in raw mode; standard input reaches the process through a pipe so that
  * the host's end of input can close it. hvc1's input side carries microvm's control
- * lines: "signal N" (a signal for the process) and "eof" (standard input ended).
+ * lines: "signal N" (a signal for the process) and "eof" (standard input ended), which
+ * microvm holds back until oci-init, with hvc1 open, writes 1 to its streams-ready
+ * register (guest physical 0xd1000004): a port nobody has open drops its input.
  * Exits with the process's status (128+N when signal N killed it), which /init hands
  * to microvm. Warnings go to oci-init's standard output, the VM's console (its log); errors that keep the
  * process from starting go to its standard error and exit 126 (setup) or 127 (exec).
@@ -30,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -237,6 +240,19 @@ static int open_console(const char *path, int raw) {
     return fd;
 }
 
+/* Tells microvm that hvc1 is open and read: the control lines may come. */
+static void announce_ready(void) {
+    int fd = open("/dev/mem", O_RDWR | O_SYNC | O_CLOEXEC);
+    void *page = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0xd1000000);
+    if (page == MAP_FAILED) {
+        warn("cannot reach the streams-ready register: %s; signals and the end of input will not arrive", strerror(errno));
+    } else {
+        *(volatile unsigned int *)((char *)page + 4) = 1;
+        munmap(page, 4096);
+    }
+    if (fd >= 0) close(fd);
+}
+
 /* execvpe looks in this process's PATH; the container's own PATH is the one that counts. */
 static void execute(void) {
     const char *name = args[0];
@@ -311,6 +327,7 @@ int main(int argc, char **argv) {
     int control = open_console("/dev/hvc1", 1);
     /* From here on the setup's errors reach the container's standard error. */
     if (dup2(control, 2) < 0) return 126;
+    announce_ready();
     mount_all(root);
     if (devices) make_devices(root);
     if (hostname && sethostname(hostname, strlen(hostname)) < 0) warn("sethostname: %s", strerror(errno));
