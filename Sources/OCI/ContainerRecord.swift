@@ -1,3 +1,5 @@
+import Runtime
+
 /// What microvm-oci keeps of a container between commands, in `state.json` in the
 /// container's directory: the VM process and whether `start` let it run.
 public struct ContainerRecord: Equatable, Sendable {

@@ -1,3 +1,5 @@
+import Runtime
+
 /// What microvm-oci reads of a bundle's `config.json` (OCI runtime spec 1.x): the
 /// process, the root, the hostname, the mounts, the annotations and whether the
 /// container has a network. Anything else (capabilities, seccomp, cgroups) belongs to

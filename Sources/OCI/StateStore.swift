@@ -1,4 +1,5 @@
 import Glibc
+import Runtime
 
 /// The runtime's state directory (`--root`): one directory per container, named by its
 /// ID, holding `state.json`, the start FIFO, the guest's configuration archive and the
@@ -100,16 +101,7 @@ public final class ContainerDirectory {
     }
 
     public func read() throws(OCIError) -> ContainerRecord {
-        let bytes = try FileIO.read(paths.state)
-        do {
-            return try ContainerRecord(try JSONValue.parse(bytes))
-        } catch let error as JSONValue.ParseError {
-            throw .failed("the state of container \(id) is damaged: \(error)")
-        } catch let error as OCIError {
-            throw error
-        } catch {
-            throw .failed("\(error)")
-        }
+        try ContainerRecord(try FileIO.readJSON(paths.state) { .failed("the state of container \(id) is damaged: \($0)") })
     }
 
     /// Replaces state.json whole (a reader never sees half of it).
@@ -143,6 +135,16 @@ public enum FileIO {
             if count == 0 { return bytes }
             bytes += buffer[0..<count]
             guard bytes.count <= limit else { throw .failed("\(path) is larger than \(limit) bytes") }
+        }
+    }
+
+    /// The JSON document in `path`; one that does not parse is `malformed`'s error.
+    public static func readJSON(_ path: String, malformed: (JSONValue.ParseError) -> OCIError) throws(OCIError) -> JSONValue {
+        let bytes = try read(path)
+        do {
+            return try JSONValue.parse(bytes)
+        } catch {
+            throw malformed(error)
         }
     }
 

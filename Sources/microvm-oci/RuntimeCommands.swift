@@ -43,16 +43,7 @@ struct RuntimeCommands {
         var status = stat()
         guard stat(bundle, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else { throw .bundle("the bundle \(bundle) is not a directory") }
         guard access(bundle + "/config.json", F_OK) == 0 else { throw .bundle("the bundle \(bundle) has no config.json") }
-        let json: JSONValue
-        do {
-            json = try JSONValue.parse(try FileIO.read(bundle + "/config.json"))
-        } catch let error as JSONValue.ParseError {
-            throw .config("malformed JSON: \(error)")
-        } catch let error as OCIError {
-            throw error
-        } catch {
-            throw .config("\(error)")
-        }
+        let json = try FileIO.readJSON(bundle + "/config.json") { .config("malformed JSON: \($0)") }
         let spec = try ContainerSpec(json, bundle: bundle)
         let guest: (kernel: String, initrd: String)
         if let kernel = spec.annotation(ContainerPlan.Annotation.kernel), let initrd = spec.annotation(ContainerPlan.Annotation.initrd) {

@@ -1,5 +1,6 @@
 import Glibc
 @testable import OCI
+import VMM
 import Testing
 
 /// A bundle directory with a root file system (an empty tree) and optional config.json.

@@ -1,4 +1,4 @@
-@testable import OCI
+import Runtime
 import Testing
 
 struct JSONValueTests {
