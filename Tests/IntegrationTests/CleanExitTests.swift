@@ -34,7 +34,6 @@ struct CleanExitTests {
     @Test(arguments: endings)
     func terminalIsRestored(ending: Ending) throws {
         let terminal = try PseudoTerminal()
-        let slave = FileHandle(forUpdatingAtPath: terminal.slavePath)!
         let before = terminal.settings()
         var arguments = ["run", "--quiet", "--kernel", GuestImages.testGuestBzImage]
         switch ending {
@@ -43,13 +42,7 @@ struct CleanExitTests {
         case .badKernel: arguments = ["run", "--kernel", "/nonexistent/kernel"]
         case .blockedSystemCall: arguments += ["--seccomp-selftest", "--cmdline", "tg.halt"]
         }
-        let process = Process()
-        process.executableURL = MicroVMProcess.executable
-        process.arguments = arguments
-        process.standardInput = slave
-        process.standardOutput = slave
-        process.standardError = slave
-        try process.run()
+        let process = try terminal.start(MicroVMProcess.executable, arguments)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         var transcript = ""
         if case .signal(let number) = ending {

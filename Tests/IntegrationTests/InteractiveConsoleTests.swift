@@ -6,6 +6,9 @@ import Testing
 final class PseudoTerminal {
     let master: Int32
     let slavePath: String
+    /// The slave, held open by the test while what it started runs and after it ends, so
+    /// that the master can still read what was written last.
+    private var slave: FileHandle?
 
     init() throws {
         // posix_openpt and friends are hidden from Swift's Glibc; these are the ioctls behind them.
@@ -20,6 +23,20 @@ final class PseudoTerminal {
     }
 
     deinit { close(master) }
+
+    /// Starts `executable` with the slave as its standard input, output and error.
+    func start(_ executable: URL, _ arguments: [String]) throws -> Process {
+        let slave = try FileHandle(forUpdating: URL(fileURLWithPath: slavePath))
+        self.slave = slave
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.standardInput = slave
+        process.standardOutput = slave
+        process.standardError = slave
+        try process.run()
+        return process
+    }
 
     func type(_ text: String) {
         _ = text.withCString { write(master, $0, strlen($0)) }
@@ -60,16 +77,9 @@ final class PseudoTerminal {
 struct InteractiveConsoleTests {
     @Test func typeIntoTheGuestShellThenQuitWithCtrlAX() throws {
         let terminal = try PseudoTerminal()
-        let slave = FileHandle(forUpdatingAtPath: terminal.slavePath)!
         let before = terminal.settings()
-
-        let process = Process()
-        process.executableURL = MicroVMProcess.executable
-        process.arguments = ["run", "--quiet", "--kernel", GuestImages.linuxBzImage, "--initrd", GuestImages.initrd]
-        process.standardInput = slave
-        process.standardOutput = slave
-        process.standardError = slave
-        try process.run()
+        let process = try terminal.start(MicroVMProcess.executable,
+                                         ["run", "--quiet", "--kernel", GuestImages.linuxBzImage, "--initrd", GuestImages.initrd])
         defer {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }

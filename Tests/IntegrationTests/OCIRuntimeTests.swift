@@ -52,14 +52,8 @@ struct OCIRuntimeTests {
 
     @Test func interactiveShellThroughTheConsoleSocket() throws {
         let terminal = try PseudoTerminal()
-        let slave = FileHandle(forUpdatingAtPath: terminal.slavePath)!
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Podman.executable)
-        process.arguments = ["--runtime", Podman.runtimeExecutable, "run", "-it", "--rm", "--network", "none"] + Podman.limits + [try Podman.image(), "sh"]
-        process.standardInput = slave
-        process.standardOutput = slave
-        process.standardError = slave
-        try process.run()
+        let process = try terminal.start(URL(fileURLWithPath: Podman.executable), ["--runtime", Podman.runtimeExecutable, "run", "-it", "--rm",
+                                         "--network", "none"] + Podman.limits + [try Podman.image(), "sh"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 
         var transcript = ""
