@@ -101,14 +101,30 @@ public struct VMConfiguration: Sendable {
         /// The name the guest mounts; letters, digits, `-`, `_` and `.`.
         public var tag: String
         public var readOnly: Bool
+        /// Keep the setuid and setgid bits the guest gives files (`--share DIR,suid`);
+        /// otherwise they are taken off whatever the guest creates or changes.
+        public var keepsSetID: Bool
+        /// Only these names in the directory's top level are visible to the guest (how a
+        /// bind mount of single files shares those files and not their directory); nil
+        /// for the whole directory.
+        public var visibleEntries: Set<String>?
+        /// Guest ids to host ids for the owners of files on the share (microvm-oci's
+        /// `linux.uidMappings`/`gidMappings`); empty for the guest's ids as they are.
+        public var userIDs: [IDMapping]
+        public var groupIDs: [IDMapping]
 
         /// The tag of a share that is the guest's root file system.
         public static let rootTag = "microvm-root"
 
-        public init(path: String, tag: String, readOnly: Bool = false) {
+        public init(path: String, tag: String, readOnly: Bool = false, keepsSetID: Bool = false,
+                    visibleEntries: Set<String>? = nil, userIDs: [IDMapping] = [], groupIDs: [IDMapping] = []) {
             self.path = path
             self.tag = tag
             self.readOnly = readOnly
+            self.keepsSetID = keepsSetID
+            self.visibleEntries = visibleEntries
+            self.userIDs = userIDs
+            self.groupIDs = groupIDs
         }
     }
 
