@@ -20,6 +20,8 @@ public struct InputFile: ~Copyable {
     public struct Error: Swift.Error, Equatable, CustomStringConvertible {
         public let path: String
         public let reason: String
+        /// The file was there and opened, but is of a kind the input does not take.
+        public var isWrongKind = false
 
         public var description: String { "cannot open \(path): \(reason)" }
     }
@@ -63,7 +65,7 @@ public struct InputFile: ~Copyable {
         let kind = Self.kind(status)
         guard let kind, kinds.contains(kind) else {
             close(fd)
-            throw Error(path: path, reason: "it is \(Self.describe(status)), not \(Self.describe(kinds))")
+            throw Error(path: path, reason: "it is \(Self.describe(status)), not \(Self.describe(kinds))", isWrongKind: true)
         }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         self.path = path

@@ -68,7 +68,8 @@ public final class MicroVM: @unchecked Sendable {
         let disks = try configuration.disks.map { disk throws(DiskFile.Error) in try DiskFile(path: disk.path, readOnly: disk.readOnly) }
         try Self.checkTags(configuration.shares)
         let shares = try configuration.shares.map { share throws(SharedDirectory.Error) in
-            (share.tag, try SharedDirectory(path: share.path, readOnly: share.readOnly))
+            (share.tag, try SharedDirectory(path: share.path, readOnly: share.readOnly, keepsSetID: share.keepsSetID,
+                                            visibleEntries: share.visibleEntries, userIDs: share.userIDs, groupIDs: share.groupIDs))
         }
         let deviceIO = try DeviceIO()
         self.deviceIO = deviceIO

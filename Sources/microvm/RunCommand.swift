@@ -42,7 +42,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("How a directory given as --rootfs reaches the guest: 9p shares it as it is (no image to build); ext4 makes a cached ext4 image of it.", valueName: "9p|ext4"))
     var rootfsMode: RootFilesystem.Mode = .share
 
-    @Option(help: ArgumentHelp("Share a host directory over virtio-9p; the guest's /init mounts it at /mnt/TAG (TAG defaults to the directory's name). ,ro shares it read-only. Repeatable.", valueName: "dir[:tag][,ro]"))
+    @Option(help: ArgumentHelp("Share a host directory over virtio-9p; the guest's /init mounts it at /mnt/TAG (TAG defaults to the directory's name). ,ro shares it read-only; ,suid keeps the setuid and setgid bits the guest gives files (taken off otherwise). Repeatable.", valueName: "dir[:tag][,ro][,suid]"))
     var share: [String] = []
 
     @Option(help: ArgumentHelp("A virtio-net device: passt starts passt for this VM (no root needed; passt's DHCP configures the guest, and the host is reachable at the gateway's address), passt=SOCKET uses a passt listening there, tap=NAME an existing tap device.", valueName: "passt|passt=socket|tap=name"))
@@ -212,11 +212,23 @@ extension RunCommand {
         return bytes
     }
 
-    /// `DIR`, `DIR:TAG`, either with `,ro`. The tag defaults to the directory's last name.
+    /// `DIR`, `DIR:TAG`, either with `,ro` and `,suid` (in either order). The tag defaults
+    /// to the directory's last name.
     static func parseShare(_ argument: String) throws -> VMConfiguration.Share {
         var text = Substring(argument)
-        let readOnly = text.hasSuffix(",ro")
-        if readOnly { text = text.dropLast(3) }
+        var readOnly = false
+        var keepsSetID = false
+        while true {
+            if !readOnly, text.hasSuffix(",ro") {
+                readOnly = true
+                text = text.dropLast(3)
+            } else if !keepsSetID, text.hasSuffix(",suid") {
+                keepsSetID = true
+                text = text.dropLast(5)
+            } else {
+                break
+            }
+        }
         var path = String(text)
         var tag: String?
         if let colon = text.lastIndex(of: ":") {
@@ -231,7 +243,7 @@ extension RunCommand {
         guard tag != VMConfiguration.Share.rootTag else {
             throw BadArgument(description: "--share \(argument): the tag \(tag) is reserved for --rootfs")
         }
-        return VMConfiguration.Share(path: path, tag: tag, readOnly: readOnly)
+        return VMConfiguration.Share(path: path, tag: tag, readOnly: readOnly, keepsSetID: keepsSetID)
     }
 
     /// Each share may keep up to `NinePServer.maximumOpenFiles` files open for the guest,

@@ -4,6 +4,8 @@
 //       more, and print "fds=A rss_kib=B" after each phase
 //   vmm-probe stop KERNEL CPUS DELAY_US    build a VM of CPUS vCPUs that halts, ask it to stop
 //       DELAY_US microseconds after run() starts, and exit with its status
+//   vmm-probe 9p-fids DIRECTORY            serve DIRECTORY (empty) over 9P, make the deepest path
+//       a fid can hold in it, walk every other fid there, and print "fids=N rss_kib=B" before and after
 import Glibc
 import VMM
 
@@ -35,7 +37,9 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count == 5 else { fail("usage: vmm-probe cycles KERNEL WARMUP COUNT | stop KERNEL CPUS DELAY_US") }
+guard arguments.count == 5 || arguments.count == 3 && arguments[1] == "9p-fids" else {
+    fail("usage: vmm-probe cycles KERNEL WARMUP COUNT | stop KERNEL CPUS DELAY_US | 9p-fids DIRECTORY")
+}
 let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
 
 switch arguments[1] {
@@ -69,6 +73,38 @@ case "stop":
     } catch {
         fail("\(error)")
     }
+case "9p-fids":
+    // Names of one letter: the most names, and so the most per-name overhead, a path can hold.
+    let depth = (SharedDirectory.maximumPathLength - 2) / 2
+    var parent = open(arguments[2], O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    for _ in 0..<depth {
+        guard mkdirat(parent, "d", 0o755) == 0 || errno == EEXIST else { fail("mkdir: \(String(cString: strerror(errno)))") }
+        let child = openat(parent, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        close(parent)
+        parent = child
+    }
+    close(parent)
+    let server: NinePServer
+    do {
+        server = NinePServer(directory: try SharedDirectory(path: arguments[2], readOnly: true))
+    } catch {
+        fail("\(error)")
+    }
+    _ = server.handle(.version(msize: 8192, version: NineP.version))
+    _ = server.handle(.attach(fid: 0, authFid: NineP.noFid, user: "", tree: "", numericUser: 0))
+    _ = server.handle(.walk(fid: 0, newFid: 1, names: []))
+    var walked = 0
+    while walked < depth {
+        let names = min(16, depth - walked)
+        guard case .walk = server.handle(.walk(fid: 1, newFid: 1, names: Array(repeating: "d", count: names))) else { fail("walk") }
+        walked += names
+    }
+    print("fids=\(server.fidCount) rss_kib=\(residentKiB())")
+    // Up and down again: each fid gets a path of its own rather than a copy sharing the deep fid's.
+    for fid in 2..<UInt32(NinePServer.maximumFids) {
+        guard case .walk = server.handle(.walk(fid: 1, newFid: fid, names: ["..", "d"])) else { fail("walk to fid \(fid)") }
+    }
+    print("fids=\(server.fidCount) rss_kib=\(residentKiB())")
 default:
     fail("unknown mode \(arguments[1])")
 }

@@ -45,11 +45,15 @@ final class TemporaryDirectory {
 struct NinePClient {
     let server: NinePServer
 
-    init(_ directory: TemporaryDirectory, subdirectory: String = "", readOnly: Bool = false) throws {
-        server = NinePServer(directory: try SharedDirectory(path: directory.path + subdirectory, readOnly: readOnly))
+    init(_ directory: TemporaryDirectory, subdirectory: String = "", readOnly: Bool = false, numericUser: UInt32 = 0) throws {
+        try self.init(SharedDirectory(path: directory.path + subdirectory, readOnly: readOnly), numericUser: numericUser)
+    }
+
+    init(_ shared: SharedDirectory, numericUser: UInt32 = 0) throws {
+        server = NinePServer(directory: shared)
         #expect(server.handle(.version(msize: 1 << 20, version: NineP.version))
                 == .version(msize: UInt32(NinePServer.maximumMessageSize), version: NineP.version))
-        guard case .attach = server.handle(.attach(fid: 0, authFid: NineP.noFid, user: "root", tree: "", numericUser: 0)) else {
+        guard case .attach = server.handle(.attach(fid: 0, authFid: NineP.noFid, user: "root", tree: "", numericUser: numericUser)) else {
             Issue.record("attach failed")
             return
         }

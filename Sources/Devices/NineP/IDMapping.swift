@@ -13,3 +13,30 @@ public struct IDMapping: Equatable, Sendable {
         self.size = size
     }
 }
+
+extension [IDMapping] {
+    /// The host id for a guest's id: itself where there are no mappings, nil where no range holds it.
+    func hostID(forGuest id: UInt32) -> UInt32? {
+        guard !isEmpty else { return id }
+        for range in self where id >= range.containerID && id - range.containerID < range.size {
+            return range.hostID.addingReportingOverflow(id - range.containerID).overflow ? nil : range.hostID + (id - range.containerID)
+        }
+        return nil
+    }
+
+    /// The id the guest sees for a host id: itself where there are no mappings, the
+    /// overflow id where no range holds it.
+    func guestID(forHost id: UInt32) -> UInt32 {
+        guard !isEmpty else { return id }
+        for range in self where id >= range.hostID && id - range.hostID < range.size {
+            let (guest, overflow) = range.containerID.addingReportingOverflow(id - range.hostID)
+            return overflow ? IDMapping.overflowID : guest
+        }
+        return IDMapping.overflowID
+    }
+}
+
+extension IDMapping {
+    /// What an unmapped owner shows as (Linux's overflowuid and overflowgid).
+    public static let overflowID: UInt32 = 65534
+}

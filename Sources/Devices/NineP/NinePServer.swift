@@ -16,7 +16,7 @@ public final class NinePServer {
     public static let maximumOpenFiles = 1024
 
     struct Fid {
-        var path: [String]
+        var path: SharePath
         /// An open file or directory (Tlopen, Tlcreate), or -1.
         var file: Int32 = -1
         var writable = false
@@ -68,9 +68,9 @@ public final class NinePServer {
             throw .notSupported
         case .attach(let fid, _, _, _, let numericUser):
             try checkUnused(fid)
-            let qid = Self.qid(try directory.status([]).get())
+            let qid = Self.qid(try directory.status(.root).get())
             user = numericUser
-            fids[fid] = Fid(path: [])
+            fids[fid] = Fid(path: .root)
             return .attach(qid)
         case .flush:
             // Requests are answered in order, each before the next is read: the one to
@@ -113,7 +113,10 @@ public final class NinePServer {
             }.get()
             return .remove
         case .getattr(let fid, _):
-            return .getattr(Self.attributes(try directory.status(try self.fid(fid).path).get()))
+            var attributes = Self.attributes(try directory.status(try self.fid(fid).path).get())
+            attributes.uid = directory.userIDs.guestID(forHost: attributes.uid)
+            attributes.gid = directory.groupIDs.guestID(forHost: attributes.gid)
+            return .getattr(attributes)
         case .setattr(let fid, let attributes):
             try setAttributes(try self.fid(fid), attributes)
             return .setattr
@@ -121,11 +124,13 @@ public final class NinePServer {
             let file = try self.fid(fid)
             guard file.file >= 0 else { throw .badFid }
             return .readdir(data: try readDirectory(file.file, offset: offset,
-                                                    count: min(Int(count), messageSize - NinePResponse.readHeaderSize)))
+                                                    count: min(Int(count), messageSize - NinePResponse.readHeaderSize),
+                                                    only: file.path.isRoot ? directory.visibleEntries : nil))
         case .mkdir(let directoryFid, let name, let mode, let gid):
             let path = try newEntry(directoryFid, name)
-            try inDirectory(path) { Self.check(mkdirat($0, $1, mode_t(mode & 0o7777))) }
-            try giveAway(path, gid: gid)
+            let owner = try newOwner(gid: gid)
+            try inDirectory(path) { Self.check(mkdirat($0, $1, self.permitted(mode, directory: true))) }
+            try giveAway(path, to: owner)
             return .mkdir(Self.qid(try directory.status(path).get()))
         case .unlinkat(let directoryFid, let name, let flags):
             let path = try newEntry(directoryFid, name)
@@ -136,13 +141,14 @@ public final class NinePServer {
             return .renameat
         case .rename(let fid, let directoryFid, let name):
             let path = try self.fid(fid).path
-            guard !path.isEmpty else { throw NinePError(EBUSY) }
+            guard !path.isRoot else { throw NinePError(EBUSY) }
             try rename(from: path, to: try newEntry(directoryFid, name))
             return .rename
         case .symlink(let directoryFid, let name, let target, let gid):
             let path = try newEntry(directoryFid, name)
+            let owner = try newOwner(gid: gid)
             try inDirectory(path) { Self.check(symlinkat(target, $0, $1)) }
-            try giveAway(path, gid: gid)
+            try giveAway(path, to: owner)
             return .symlink(Self.qid(try directory.status(path).get()))
         case .readlink(let fid):
             let target = try directory.withDescriptor(try self.fid(fid).path, flags: CLINUX_O_PATH) { fd -> Result<String, NinePError> in
@@ -158,7 +164,7 @@ public final class NinePServer {
         case .link(let directoryFid, let fid, let name):
             let source = try self.fid(fid).path
             let path = try newEntry(directoryFid, name)
-            guard !source.isEmpty else { throw NinePError(EPERM) }
+            guard !source.isRoot else { throw NinePError(EPERM) }
             try directory.withParent(source) { sourceDirectory, sourceName in
                 directory.withParent(path) { Self.check(linkat(sourceDirectory, sourceName, $0, $1, 0)) }
             }.get()
@@ -168,8 +174,9 @@ public final class NinePServer {
             // Device nodes would let the guest open the host's devices through the share.
             let kind = mode_t(mode) & S_IFMT
             guard kind == S_IFIFO || kind == S_IFSOCK || kind == S_IFREG else { throw NinePError(EPERM) }
-            try inDirectory(path) { Self.check(mknodat($0, $1, mode_t(mode), 0)) }
-            try giveAway(path, gid: gid)
+            let owner = try newOwner(gid: gid)
+            try inDirectory(path) { Self.check(mknodat($0, $1, kind | self.permitted(mode, directory: false), 0)) }
+            try giveAway(path, to: owner)
             return .mknod(Self.qid(try directory.status(path).get()))
         case .statfs(let fid):
             _ = try self.fid(fid)
@@ -205,7 +212,10 @@ public final class NinePServer {
             case F_WRLCK: NineP.Lock.writeLock
             default: NineP.Lock.unlock
             }
-            return .getlock(NineP.Lock(type: type, start: UInt64(description.l_start), length: UInt64(description.l_len),
+            // The host's lock carries signed numbers (a length of -1 reaches back to the
+            // start); the wire carries them as they are.
+            return .getlock(NineP.Lock(type: type, start: UInt64(bitPattern: Int64(description.l_start)),
+                                       length: UInt64(bitPattern: Int64(description.l_len)),
                                        processID: lock.processID, clientID: lock.clientID))
         case .xattrwalk(let fid, let newFid, let name):
             // Extended attributes are not shared: the list is empty and no name exists.
@@ -258,11 +268,11 @@ public final class NinePServer {
         for name in names {
             if name == ".." {
                 // The share's root is its own parent.
-                path = Array(path.dropLast())
+                path = path.parent
             } else if name != "." {
                 guard SharedDirectory.isName(name) else { throw NinePError(ENOENT) }
-                path.append(name)
-                guard Self.length(path) <= SharedDirectory.maximumPathLength else { throw NinePError(errno: NineP.Errno.nameTooLong) }
+                path = path.appending(name)
+                guard path.length <= SharedDirectory.maximumPathLength else { throw NinePError(errno: NineP.Errno.nameTooLong) }
             }
             switch directory.status(path) {
             case .success(let status): qids.append(Self.qid(status))
@@ -273,10 +283,6 @@ public final class NinePServer {
         }
         fids[newFid] = Fid(path: path)
         return .walk(qids)
-    }
-
-    private static func length(_ path: [String]) -> Int {
-        path.reduce(0) { $0 + $1.utf8.count + 1 }
     }
 
     // MARK: Files
@@ -326,10 +332,28 @@ public final class NinePServer {
         let path = try newEntry(fid, name)
         guard openFiles < Self.maximumOpenFiles else { throw NinePError(errno: NineP.Errno.tooManyFiles) }
         let created = Self.openFlags(flags)
-        let fd = try directory.open(path, flags: created | O_CREAT, mode: mode & 0o7777).get()
-        try? giveAway(path, gid: gid)
+        let owner = try newOwner(gid: gid)
+        // Made here with O_EXCL, so that only a file this request made is given to the
+        // guest's user; an existing one is opened as Tlopen would (unless the client
+        // asked for O_EXCL itself), never given away, and only if it is a regular file.
+        let fd: Int32
+        switch directory.open(path, flags: created | O_CREAT | O_EXCL, mode: UInt32(permitted(mode, directory: false))) {
+        case .success(let made):
+            fd = made
+            try? giveAway(path, to: owner)
+            // A change of owner takes set-id bits off; a share that keeps them gives them back.
+            let bits = permitted(mode, directory: false)
+            if owner != nil, bits & (S_ISUID | S_ISGID) != 0 { fchmod(fd, bits) }
+        case .failure(let error) where error.errno == UInt32(EEXIST) && created & O_EXCL == 0:
+            fd = try directory.open(path, flags: created).get()
+        case .failure(let error):
+            throw error
+        }
         var status = stat()
-        fstat(fd, &status)
+        guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            throw NinePError(EPERM)
+        }
         file.path = path
         file.file = fd
         file.writable = true
@@ -340,12 +364,12 @@ public final class NinePServer {
     }
 
     /// The path of `name` in the directory `fid` names, for a request that changes the share.
-    private func newEntry(_ fid: UInt32, _ name: String) throws(NinePError) -> [String] {
+    private func newEntry(_ fid: UInt32, _ name: String) throws(NinePError) -> SharePath {
         let parent = try self.fid(fid).path
         try modifying()
         guard SharedDirectory.isName(name) else { throw .invalid }
-        let path = parent + [name]
-        guard Self.length(path) <= SharedDirectory.maximumPathLength else { throw NinePError(errno: NineP.Errno.nameTooLong) }
+        let path = parent.appending(name)
+        guard path.length <= SharedDirectory.maximumPathLength else { throw NinePError(errno: NineP.Errno.nameTooLong) }
         return path
     }
 
@@ -353,24 +377,42 @@ public final class NinePServer {
         if directory.isReadOnly { throw .readOnly }
     }
 
-    private func inDirectory(_ path: [String], _ body: (Int32, String) -> Result<Void, NinePError>) throws(NinePError) {
+    private func inDirectory(_ path: SharePath, _ body: (Int32, String) -> Result<Void, NinePError>) throws(NinePError) {
         try directory.withParent(path, body).get()
     }
 
-    /// As root, what the guest creates belongs to the user it attached as; otherwise to
-    /// the user who runs microvm.
-    private func giveAway(_ path: [String], gid: UInt32) throws(NinePError) {
-        guard setsOwners else { return }
-        try inDirectory(path) { Self.check(fchownat($0, $1, self.user, gid, AT_SYMLINK_NOFOLLOW)) }
+    /// The host owner of what the guest makes next: as root, the user it attached as and
+    /// `gid`, through the share's id mappings (an id they do not map cannot own a file:
+    /// EOVERFLOW, as in a user namespace); nil otherwise, so that it belongs to the user
+    /// who runs microvm.
+    private func newOwner(gid: UInt32) throws(NinePError) -> (uid: UInt32, gid: UInt32)? {
+        guard setsOwners else { return nil }
+        guard let uid = directory.userIDs.hostID(forGuest: user),
+              let gid = directory.groupIDs.hostID(forGuest: gid) else { throw NinePError(EOVERFLOW) }
+        return (uid, gid)
     }
 
-    private func rename(from old: [String], to new: [String]) throws(NinePError) {
+    private func giveAway(_ path: SharePath, to owner: (uid: UInt32, gid: UInt32)?) throws(NinePError) {
+        guard let owner else { return }
+        try inDirectory(path) { Self.check(fchownat($0, $1, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW)) }
+    }
+
+    /// The permission bits of a mode the guest gives a file: setuid (and setgid, but on a
+    /// directory, where it only passes the group on) are taken off unless the share keeps
+    /// them, so that a guest cannot leave set-id programs on the host.
+    private func permitted(_ mode: UInt32, directory isDirectory: Bool) -> mode_t {
+        var bits = mode_t(mode & 0o7777)
+        if !directory.keepsSetID { bits &= isDirectory ? ~S_ISUID : ~(S_ISUID | S_ISGID) }
+        return bits
+    }
+
+    private func rename(from old: SharePath, to new: SharePath) throws(NinePError) {
         try directory.withParent(old) { oldDirectory, oldName in
             directory.withParent(new) { Self.check(renameat(oldDirectory, oldName, $0, $1)) }
         }.get()
         // Fids below the moved entry follow it, as the client expects of its dentries.
-        for (key, fid) in fids where fid.path.starts(with: old) {
-            fids[key]?.path = new + fid.path.dropFirst(old.count)
+        for (key, fid) in fids where fid.path.isWithin(old) {
+            fids[key]?.path = fid.path.moved(from: old, to: new)
         }
     }
 
@@ -379,11 +421,18 @@ public final class NinePServer {
         let valid = attributes.valid
         typealias S = NineP.SetAttributes
         if valid & S.mode != 0 {
-            try inDirectory(file.path) { Self.check(fchmodat($0, $1, mode_t(attributes.mode & 0o7777), AT_SYMLINK_NOFOLLOW)) }
+            let isDirectory = try directory.status(file.path).get().st_mode & S_IFMT == S_IFDIR
+            let mode = permitted(attributes.mode, directory: isDirectory)
+            try inDirectory(file.path) { Self.check(fchmodat($0, $1, mode, AT_SYMLINK_NOFOLLOW)) }
         }
         if valid & (S.uid | S.gid) != 0, setsOwners {
-            let uid = valid & S.uid != 0 ? attributes.uid : UInt32.max
-            let gid = valid & S.gid != 0 ? attributes.gid : UInt32.max
+            func host(_ bit: UInt32, _ id: UInt32, _ mappings: [IDMapping]) throws(NinePError) -> UInt32 {
+                guard valid & bit != 0 else { return UInt32.max }
+                guard let mapped = mappings.hostID(forGuest: id) else { throw .invalid }
+                return mapped
+            }
+            let uid = try host(S.uid, attributes.uid, directory.userIDs)
+            let gid = try host(S.gid, attributes.gid, directory.groupIDs)
             try inDirectory(file.path) { Self.check(fchownat($0, $1, uid, gid, AT_SYMLINK_NOFOLLOW)) }
         }
         if valid & S.size != 0 {
@@ -408,7 +457,7 @@ public final class NinePServer {
 
     /// Entries from `offset` (0, or an offset an earlier entry carried) that fit in `count`
     /// bytes. Names that are not UTF-8 are left out.
-    private func readDirectory(_ fd: Int32, offset: UInt64, count: Int) throws(NinePError) -> [UInt8] {
+    private func readDirectory(_ fd: Int32, offset: UInt64, count: Int, only visible: Set<String>?) throws(NinePError) -> [UInt8] {
         guard lseek(fd, off_t(truncatingIfNeeded: offset), SEEK_SET) >= 0 else { throw .last }
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: max(count, 512))
@@ -425,6 +474,7 @@ public final class NinePServer {
                 let nameBytes = buffer[(position + 19)..<(position + length)].prefix { $0 != 0 }
                 position += length
                 guard let name = String(validating: nameBytes, as: UTF8.self) else { continue }
+                if let visible, !visible.contains(name) { continue }
                 let qidType = type == UInt8(DT_DIR) ? NineP.Qid.directory : type == UInt8(DT_LNK) ? NineP.Qid.symlink : NineP.Qid.file
                 let entry = NineP.DirectoryEntry(qid: NineP.Qid(type: qidType, version: 0, path: inode), offset: next,
                                                  type: type, name: name)
@@ -502,8 +552,9 @@ extension NinePServer {
         writer.put(UInt32(fids.count))
         for (number, fid) in fids.sorted(by: { $0.key < $1.key }) {
             writer.put(number)
-            writer.put(UInt32(fid.path.count))
-            for name in fid.path { writer.put(name) }
+            let names = fid.path.names
+            writer.put(UInt32(names.count))
+            for name in names { writer.put(String(name)) }
             writer.put(fid.file >= 0)
             writer.put(fid.writable)
             writer.put(fid.openFlags)
@@ -526,12 +577,14 @@ extension NinePServer {
             let number = try reader.get(UInt32.self, "9p fid")
             let depth = Int(try reader.get(UInt32.self, "9p path depth"))
             guard depth <= SharedDirectory.maximumPathLength else { throw .invalid(what: "9p path") }
-            var path: [String] = []
+            var names: [String] = []
             for _ in 0..<depth {
                 let name = try reader.string("9p name", limit: 255)
                 guard SharedDirectory.isName(name) else { throw .invalid(what: "9p name") }
-                path.append(name)
+                names.append(name)
             }
+            let path = SharePath(names)
+            guard path.length <= SharedDirectory.maximumPathLength else { throw .invalid(what: "9p path") }
             var fid = Fid(path: path)
             let open = try reader.bool("9p open")
             fid.writable = try reader.bool("9p writable")
