@@ -83,10 +83,11 @@ struct RuntimeArguments {
         return (String(text), nil)
     }
 
-    /// The single container ID the command takes.
+    /// The single container ID the command takes, checked here for every command alike.
     func containerID(extra: Int = 0) throws(OCIError) -> String {
         guard let id = operands.first else { throw .usage("\(command ?? ""): no container ID given") }
         guard operands.count <= 1 + extra else { throw .usage("\(command ?? ""): unexpected argument \(operands[1 + extra])") }
+        try StateStore.checkID(id)
         return id
     }
 }

@@ -65,13 +65,13 @@ struct RuntimeCommands {
             throw .usage("create: --preserve-fds \(preserved): a VM cannot take the caller's descriptors")
         }
         let store = try self.store
-        try StateStore.checkID(id)
         // Everything that can be checked before the container exists is.
         let (spec, plan) = try Self.plan(bundle: bundle)
         if spec.process.terminal && arguments.options["console-socket"] == nil {
             throw .usage("create: process.terminal is true, so --console-socket is needed")
         }
         let directory = try store.create(id)
+        var vmProcess: Int32?
         do throws(OCIError) {
             try FileIO.write(directory.paths.configArchive, plan.configArchive)
             guard mkfifo(directory.paths.startFIFO, 0o600) == 0 else {
@@ -80,6 +80,7 @@ struct RuntimeCommands {
             let terminal = try spec.process.terminal ? Self.openTerminal(socket: arguments.options["console-socket"]!, size: spec.process.consoleSize) : nil
             defer { if let terminal { close(terminal) } }
             let pid = try Self.spawnVM(root: store.root, bundle: bundle, id: id, terminal: terminal)
+            vmProcess = pid
             guard let startTime = ProcessInfo.startTime(of: pid) else {
                 throw .failed("the VM process \(pid) ended at once")
             }
@@ -89,6 +90,12 @@ struct RuntimeCommands {
                 try FileIO.write(pidFile, Array("\(pid)".utf8), mode: 0o644)
             }
         } catch {
+            // A VM process whose container is gone would wait for its start forever.
+            if let vmProcess {
+                Glibc.kill(vmProcess, SIGKILL)
+                var status: Int32 = 0
+                waitpid(vmProcess, &status, 0)
+            }
             directory.remove()
             throw error
         }

@@ -32,8 +32,13 @@ struct VMProcess {
             fifo = paths.startFIFO
             vm = try MicroVM(plan.configuration)
         } catch {
-            report("\(error)\n")
-            return 1
+            // `create` prints what comes back on the ready descriptor; run by hand, the error is this command's own.
+            if ready >= 0 {
+                report("\(error)\n")
+            } else {
+                arguments.log.error("\(error)")
+            }
+            return (error as? OCIError)?.exitStatus ?? 1
         }
         report(Self.readyLine)
         if ready >= 0 { close(ready) }
