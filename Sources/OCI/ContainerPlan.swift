@@ -30,9 +30,11 @@ public struct ContainerPlan: Sendable {
     /// Where oci-init mounts each bind mount's share, inside the guest.
     static let shareMountDirectory = "/run/oci"
 
-    /// `guest` is the default kernel and initrd, used unless annotations name others. The
-    /// configuration's `appendedInitrds` is left for the caller: where `configArchive` is written.
-    public init(spec: ContainerSpec, guest: (kernel: String, initrd: String)) throws(OCIError) {
+    /// `guest` is the default kernel and initrd, used unless annotations name others, which
+    /// must lie in one of `allowedImages` (directories the administrator named; none by
+    /// default). The configuration's `appendedInitrds` is left for the caller: where
+    /// `configArchive` is written.
+    public init(spec: ContainerSpec, guest: (kernel: String, initrd: String), allowedImages: [String] = []) throws(OCIError) {
         let memory: UInt64
         do {
             memory = try MemorySize.parse(spec.annotation(Annotation.memory) ?? "256M")
@@ -54,6 +56,9 @@ public struct ContainerPlan: Sendable {
             throw .bundle("the root file system \(root.path) is not a directory")
         }
         root.path = Self.canonical(root.path)
+
+        let kernel = try Self.allowedImage(spec.annotation(Annotation.kernel), Annotation.kernel, allowedImages) ?? guest.kernel
+        let initrd = try Self.allowedImage(spec.annotation(Annotation.initrd), Annotation.initrd, allowedImages) ?? guest.initrd
 
         var shares = [VMConfiguration.Share(path: root.path, tag: VMConfiguration.Share.rootTag, readOnly: root.readonly)]
         var records: [(String, String)] = []
@@ -120,8 +125,7 @@ public struct ContainerPlan: Sendable {
         self.records = records
 
         var configuration = VMConfiguration(
-            kernel: spec.annotation(Annotation.kernel) ?? guest.kernel,
-            initrd: spec.annotation(Annotation.initrd) ?? guest.initrd,
+            kernel: kernel, initrd: initrd,
             commandLine: KernelCommandLine(spec.annotation(Annotation.cmdline) ?? "console=ttyS0 panic=-1 quiet"),
             memorySize: memory, vcpuCount: cpus, consoleInput: true, shares: shares, seccomp: true, network: network)
         configuration.commandStreams = true
@@ -169,6 +173,31 @@ public struct ContainerPlan: Sendable {
             }
         }
         return (UInt(flags), data.joined(separator: ","))
+    }
+
+    /// The real path of the image an annotation names, when it lies inside one of the
+    /// allowed directories: otherwise a container could boot any host file it names, and
+    /// a secret would become guest RAM (Kata's CVE-2020-27151). The resolved path is what
+    /// the VM opens, so a link swapped in after the check cannot lead elsewhere.
+    static func allowedImage(_ path: String?, _ annotation: String, _ allowed: [String]) throws(OCIError) -> String? {
+        guard let path else { return nil }
+        guard !allowed.isEmpty else {
+            throw .config("annotation \(annotation): \(path) is refused; microvm-oci boots an annotation's image only from a directory named with --allowed-images")
+        }
+        guard let resolved = realpath(path, nil) else {
+            throw .config("annotation \(annotation): cannot resolve \(path): \(String(cString: strerror(errno)))")
+        }
+        let real = String(cString: resolved)
+        free(resolved)
+        let inside = allowed.contains { directory in
+            let base = canonical(directory)
+            return base == "/" || real.hasPrefix(base + "/")
+        }
+        guard inside else {
+            let named = real == path ? path : "\(path) (\(real))"
+            throw .config("annotation \(annotation): \(named) is not inside a directory named with --allowed-images")
+        }
+        return real
     }
 
     /// The path with symbolic links resolved, so that the share is the directory itself.

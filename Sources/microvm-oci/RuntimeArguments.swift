@@ -5,6 +5,8 @@ import OCI
 /// ones that only matter to runc (`--systemd-cgroup`, `--debug`, `--rootless`, `--criu`).
 struct RuntimeArguments {
     var root = StateStore.defaultRoot
+    /// `--allowed-images DIR`, repeatable: where kernel and initrd annotations may point.
+    var allowedImages: [String] = []
     var log = RuntimeLog()
     var command: String?
     var options: [String: String] = [:]
@@ -42,6 +44,7 @@ struct RuntimeArguments {
                 let (name, inline) = Self.split(argument)
                 switch name {
                 case "root": root = try value(name, inline)
+                case "allowed-images": allowedImages.append(try value(name, inline))
                 case "log": log.path = try value(name, inline)
                 case "log-format":
                     let format = try value(name, inline)

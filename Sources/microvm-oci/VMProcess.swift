@@ -26,7 +26,7 @@ struct VMProcess {
             let id = try arguments.containerID()
             guard let bundle = arguments.options["bundle"] else { throw OCIError.usage("vm: no --bundle") }
             let paths = try StateStore(root: arguments.root).paths(of: id)
-            var (_, plan) = try RuntimeCommands.plan(bundle: bundle)
+            var (_, plan) = try RuntimeCommands.plan(bundle: bundle, allowedImages: arguments.allowedImages)
             plan.configuration.appendedInitrds = [paths.configArchive]
             plan.configuration.consoleLog = paths.consoleLog
             fifo = paths.startFIFO

@@ -183,6 +183,30 @@ struct OCIRuntimePathTests {
         try expectError(["--root=", "delete", "nosuch"], "--root: the state directory's path is empty", directory: work.path)
     }
 
+    /// Builds a VM (the test guest, from an allowed directory; no vCPU runs), so it needs /dev/kvm.
+    @Test(.enabled(if: KVMHost.isAvailable && GuestImages.haveTestGuest, GuestImages.missingTestGuest))
+    func aFIFOAsThePIDFileIsRefusedAndTheVMProcessEnds() throws {
+        let work = try WorkloadTests.scratch("oci-pid")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let root = work.appendingPathComponent("state").path
+        let bundle = work.appendingPathComponent("bundle").path
+        try FileManager.default.createDirectory(atPath: bundle + "/rootfs", withIntermediateDirectories: true)
+        let images = URL(fileURLWithPath: GuestImages.testGuestELF).deletingLastPathComponent().path
+        try #"""
+            {"ociVersion": "1.0.2", "process": {"args": ["true"], "cwd": "/"}, "root": {"path": "rootfs"},
+             "annotations": {"org.microvm.kernel": "\#(GuestImages.testGuestELF)", "org.microvm.initrd": "\#(GuestImages.testGuestBzImage)"},
+             "linux": {"namespaces": [{"type": "network"}]}}
+            """#.write(toFile: bundle + "/config.json", atomically: true, encoding: .utf8)
+        let pidFile = work.appendingPathComponent("pid").path
+        #expect(mkfifo(pidFile, 0o600) == 0)
+        try expectError(["--root", root, "--allowed-images", images, "create", "--bundle", bundle, "--pid-file", pidFile, "c1"],
+                        "cannot create \(pidFile): No such device or address")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root).isEmpty)
+        let processes = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { Int($0) != nil }
+        let left = processes.filter { (try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8))?.contains(root) == true }
+        #expect(left.isEmpty, "VM processes left: \(left)")
+    }
+
     @Test func everyCommandChecksTheContainerID() throws {
         let work = try WorkloadTests.scratch("oci-id")
         defer { try? FileManager.default.removeItem(at: work) }

@@ -60,6 +60,62 @@ struct ContainerPlanTests {
         #expect(plan.configuration.network == .passt(socket: nil))
     }
 
+    /// A bundle whose annotations name `kernel` and `initrd` (paths relative to the bundle's directory).
+    private func imageBundle(kernel: String, initrd: String) throws -> Bundle {
+        let bundle = try Bundle(config: "{}")
+        mkdir(bundle.path + "/images", 0o755)
+        mkdir(bundle.path + "/elsewhere", 0o755)
+        try bundle.write("images/bzImage", "kernel")
+        try bundle.write("images/initrd", "initrd")
+        try bundle.write("elsewhere/secret", "host secret")
+        symlink(bundle.path + "/elsewhere/secret", bundle.path + "/images/escape")
+        symlink(bundle.path + "/images/bzImage", bundle.path + "/elsewhere/link-in")
+        try bundle.write("config.json", Bundle.config(extra: """
+            , "annotations": {"org.microvm.kernel": "\(bundle.path)/\(kernel)", "org.microvm.initrd": "\(bundle.path)/\(initrd)"}
+            """))
+        return bundle
+    }
+
+    @Test func imagesFromAnAllowedDirectoryAreBootedByTheirRealPath() throws {
+        let bundle = try imageBundle(kernel: "images/bzImage", initrd: "elsewhere/link-in")
+        let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest, allowedImages: ["/nonexistent", bundle.path + "/images/"])
+        #expect(plan.configuration.kernel == Self.real(bundle.path + "/images/bzImage"))
+        #expect(plan.configuration.initrd == Self.real(bundle.path + "/images/bzImage"))
+    }
+
+    @Test(arguments: [
+        ("images/bzImage", [String](), "is refused; microvm-oci boots an annotation's image only from a directory named with --allowed-images"),
+        ("elsewhere/secret", ["images"], "is not inside a directory named with --allowed-images"),
+        ("images/escape", ["images"], "is not inside a directory named with --allowed-images"),
+        ("images/../elsewhere/secret", ["images"], "is not inside a directory named with --allowed-images"),
+        ("images/missing", ["images"], "cannot resolve"),
+    ])
+    func imagesOutsideTheAllowedDirectoriesAreRefused(kernel: String, allowed: [String], message: String) throws {
+        let bundle = try imageBundle(kernel: kernel, initrd: "images/initrd")
+        let directories = allowed.map { bundle.path + "/" + $0 }
+        do {
+            let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest, allowedImages: directories)
+            Issue.record("accepted \(kernel): \(plan.configuration.kernel)")
+        } catch let error as OCIError {
+            #expect(error.description.hasPrefix("config.json: annotation org.microvm.kernel: "), "\(error)")
+            #expect(error.description.contains(message), "\(error)")
+        }
+    }
+
+    /// A directory whose name starts with the allowed one's is outside it.
+    @Test func aSiblingDirectoryWithTheSamePrefixIsNotAllowed() throws {
+        let bundle = try imageBundle(kernel: "imagesX/bzImage", initrd: "images/initrd")
+        mkdir(bundle.path + "/imagesX", 0o755)
+        try bundle.write("imagesX/bzImage", "kernel")
+        #expect(throws: OCIError.self) {
+            try ContainerPlan(spec: try bundle.spec, guest: Self.guest, allowedImages: [bundle.path + "/images"])
+        }
+    }
+
+    static func real(_ path: String) -> String {
+        ContainerPlan.canonical(path)
+    }
+
     @Test func theArchiveHoldsTheRecords() throws {
         let bundle = try Bundle(config: Bundle.config())
         let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest)
