@@ -5,8 +5,10 @@ import VMM
 /// `oci-init` is told (guest/initrd/oci-init.c reads the records).
 ///
 /// The root is shared over virtio-9p. Bind mounts become 9p shares: a directory is
-/// shared itself, a file through its directory (one share per directory and access
-/// mode), and the guest binds the file or directory into place. `proc`, `sysfs`,
+/// shared itself (one share per directory and access mode), a file through a share of
+/// its directory that shows only the files bound from it (one per directory and access
+/// mode, never merged with a share of the whole directory), and the guest binds the file
+/// or directory into place. `proc`, `sysfs`,
 /// `tmpfs`, `devpts` and `mqueue` are made in the guest; a tmpfs at /dev gets the
 /// standard device nodes; /dev/shm is a tmpfs of the guest's (the VM is the container's
 /// IPC boundary); cgroup mounts are left out (the VM is its resource boundary too).
@@ -69,8 +71,7 @@ public struct ContainerPlan: Sendable {
             func add(_ type: String, _ source: String, flags: UInt, data: String) {
                 mountRecords += [("mount", type), ("source", source), ("target", mount.destination), ("flags", String(flags)), ("data", data)]
             }
-            let isBind = ["bind", "rbind"].contains(mount.type) || mount.options.contains { $0 == "bind" || $0 == "rbind" }
-            switch isBind ? "bind" : mount.type {
+            switch mount.isBind ? "bind" : mount.type {
             case "bind":
                 if mount.destination == "/dev/shm" {
                     add("tmpfs", "shm", flags: flags & ~Self.bindFlags, data: "mode=1777")
@@ -81,17 +82,22 @@ public struct ContainerPlan: Sendable {
                 let isDirectory = source.st_mode & S_IFMT == S_IFDIR
                 let path = Self.canonical(mount.source)
                 let directory = isDirectory ? path : String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+                let sharePath = directory.isEmpty ? "/" : directory
+                let name = isDirectory ? nil : path.split(separator: "/").last.map(String.init)
                 let readOnly = flags & UInt(MS_RDONLY) != 0
                 let tag: String
-                if let existing = shares.first(where: { $0.path == directory && $0.readOnly == readOnly && $0.tag != VMConfiguration.Share.rootTag }) {
-                    tag = existing.tag
+                // A file's share shows only the files bound through it, so it is never one with a directory's.
+                if let index = shares.indices.dropFirst().first(where: {
+                    shares[$0].path == sharePath && shares[$0].readOnly == readOnly && (shares[$0].visibleEntries == nil) == isDirectory
+                }) {
+                    tag = shares[index].tag
+                    if let name { shares[index].visibleEntries?.insert(name) }
                 } else {
                     tag = Self.shareTagPrefix + String(shares.count - 1)
-                    shares.append(VMConfiguration.Share(path: directory.isEmpty ? "/" : directory, tag: tag, readOnly: readOnly))
+                    shares.append(VMConfiguration.Share(path: sharePath, tag: tag, readOnly: readOnly, visibleEntries: name.map { [$0] }))
                     records.append(("share", tag + (readOnly ? " 1" : " 0")))
                 }
-                let inside = isDirectory ? "" : "/" + (path.split(separator: "/").last.map(String.init) ?? "")
-                add("bind", Self.shareMountDirectory + "/" + tag + inside, flags: flags | Self.bindFlags, data: "")
+                add("bind", Self.shareMountDirectory + "/" + tag + (name.map { "/" + $0 } ?? ""), flags: flags | Self.bindFlags, data: "")
             case "proc", "sysfs", "tmpfs", "devpts", "mqueue":
                 if mount.type == "tmpfs" && mount.destination == "/dev" { devices = true }
                 add(mount.type, mount.source.isEmpty ? mount.type : mount.source, flags: flags, data: data)

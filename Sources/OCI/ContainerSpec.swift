@@ -50,8 +50,13 @@ public struct ContainerSpec: Equatable, Sendable {
     public struct Mount: Equatable, Sendable {
         public var destination: String
         public var type: String
+        /// Absolute for a bind mount: a relative source is resolved against the bundle, as runc does.
         public var source: String
         public var options: [String]
+
+        public var isBind: Bool {
+            type == "bind" || type == "rbind" || options.contains { $0 == "bind" || $0 == "rbind" }
+        }
     }
 
     public static func == (lhs: ContainerSpec, rhs: ContainerSpec) -> Bool {
@@ -117,8 +122,12 @@ public struct ContainerSpec: Equatable, Sendable {
                 }
                 let options = try Self.strings(item["options"], "mounts[].options")
                 let type = try Self.string(item["type"], "mounts[].type") ?? (options.contains { $0 == "bind" || $0 == "rbind" } ? "bind" : "")
-                mounts.append(Mount(destination: destination, type: type, source: try Self.string(item["source"], "mounts[].source") ?? "",
-                                    options: options))
+                var mount = Mount(destination: destination, type: type, source: try Self.string(item["source"], "mounts[].source") ?? "",
+                                  options: options)
+                if mount.isBind && !mount.source.isEmpty && !mount.source.hasPrefix("/") {
+                    mount.source = bundle + "/" + mount.source
+                }
+                mounts.append(mount)
             }
         }
         self.mounts = mounts

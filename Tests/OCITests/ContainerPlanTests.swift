@@ -56,8 +56,40 @@ struct ContainerPlanTests {
         let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest)
         #expect(plan.configuration.shares.map(\.tag) == [VMConfiguration.Share.rootTag, "oci0"])
         #expect(plan.configuration.shares[1].path == bundle.path + "/data" && !plan.configuration.shares[1].readOnly)
+        // Only the bound files: the directory may hold what the container was not given (Podman's holds config.json).
+        #expect(plan.configuration.shares[1].visibleEntries == ["hosts", "hostname"])
+        #expect(plan.configuration.shares[0].visibleEntries == nil)
         #expect(records(plan).filter { $0.hasPrefix("source=") } == ["source=/run/oci/oci0/hosts", "source=/run/oci/oci0/hostname"])
         #expect(plan.configuration.network == .passt(socket: nil))
+    }
+
+    @Test func aDirectoryAndAFileFromItGetSharesOfTheirOwn() throws {
+        let bundle = try Bundle(config: "{}")
+        try bundle.write("data/hosts", "127.0.0.1 localhost\n")
+        try bundle.write("data/secret", "not for the guest\n")
+        try bundle.write("config.json", Bundle.config(extra: """
+            , "mounts": [
+              {"destination": "/etc/hosts", "type": "bind", "source": "\(bundle.path)/data/hosts", "options": ["bind"]},
+              {"destination": "/data", "type": "bind", "source": "\(bundle.path)/data", "options": ["bind"]},
+              {"destination": "/ro/hosts", "type": "bind", "source": "\(bundle.path)/data/hosts", "options": ["bind", "ro"]}
+            ]
+            """))
+        let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest)
+        let shares = plan.configuration.shares
+        #expect(shares.map(\.tag) == [VMConfiguration.Share.rootTag, "oci0", "oci1", "oci2"])
+        #expect(shares.dropFirst().allSatisfy { $0.path == bundle.path + "/data" })
+        #expect(shares.map(\.visibleEntries) == [nil, ["hosts"], nil, ["hosts"]])
+        #expect(shares.map(\.readOnly) == [true, false, false, true])
+        #expect(records(plan).filter { $0.hasPrefix("source=") } == ["source=/run/oci/oci0/hosts", "source=/run/oci/oci1", "source=/run/oci/oci2/hosts"])
+    }
+
+    @Test func aRelativeBindSourceIsSharedFromTheBundle() throws {
+        let bundle = try Bundle(config: "{}")
+        try bundle.write("data/hosts", "127.0.0.1 localhost\n")
+        try bundle.write("config.json", Bundle.config(extra: #", "mounts": [{"destination": "/etc/hosts", "type": "bind", "source": "data/hosts"}]"#))
+        let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest)
+        #expect(plan.configuration.shares[1].path == Self.real(bundle.path + "/data"))
+        #expect(plan.configuration.shares[1].visibleEntries == ["hosts"])
     }
 
     /// A bundle whose annotations name `kernel` and `initrd` (paths relative to the bundle's directory).

@@ -82,3 +82,16 @@ struct ContainerSpecTests {
         }
     }
 }
+
+struct ContainerSpecMountAndMappingTests {
+    @Test func aRelativeBindSourceIsInsideTheBundle() throws {
+        let bundle = try Bundle(config: Bundle.config(extra: """
+            , "mounts": [
+              {"destination": "/a", "type": "bind", "source": "data", "options": ["rbind"]},
+              {"destination": "/b", "type": "none", "source": "data/sub", "options": ["bind"]},
+              {"destination": "/c", "type": "tmpfs", "source": "tmpfs"}
+            ]
+            """))
+        #expect(try bundle.spec.mounts.map(\.source) == [bundle.path + "/data", bundle.path + "/data/sub", "tmpfs"])
+    }
+}
