@@ -8,7 +8,7 @@ import VMM
 /// shared itself (one share per directory and access mode), a file through a share of
 /// its directory that shows only the files bound from it (one per directory and access
 /// mode, never merged with a share of the whole directory), and the guest binds the file
-/// or directory into place. `proc`, `sysfs`,
+/// or directory into place. Every share maps owners by the spec's id mappings. `proc`, `sysfs`,
 /// `tmpfs`, `devpts` and `mqueue` are made in the guest; a tmpfs at /dev gets the
 /// standard device nodes; /dev/shm is a tmpfs of the guest's (the VM is the container's
 /// IPC boundary); cgroup mounts are left out (the VM is its resource boundary too).
@@ -111,6 +111,10 @@ public struct ContainerPlan: Sendable {
         let capacity = VMConfiguration.virtioSlotCount - 2 - 1 - (network == nil ? 0 : 1)
         guard shares.count <= capacity else {
             throw .config("the bind mounts need \(shares.count - 1) shared directories; a VM has room for \(capacity - 1) beside its root")
+        }
+        for index in shares.indices {
+            shares[index].userIDs = spec.uidMappings
+            shares[index].groupIDs = spec.gidMappings
         }
         records += mountRecords
         if devices { records.append(("devices", "1")) }

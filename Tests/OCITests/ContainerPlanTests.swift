@@ -92,6 +92,20 @@ struct ContainerPlanTests {
         #expect(plan.configuration.shares[1].visibleEntries == ["hosts"])
     }
 
+    @Test func idMappingsGoOnEveryShare() throws {
+        let bundle = try Bundle(config: Bundle.config(extra: """
+            , "mounts": [{"destination": "/data", "type": "bind", "source": "\(try Bundle.dataPath())"}],
+              "linux": {"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                        "gidMappings": [{"containerID": 0, "hostID": 200000, "size": 100}]}
+            """))
+        let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest)
+        #expect(plan.configuration.shares.count == 2)
+        for share in plan.configuration.shares {
+            #expect(share.userIDs == [IDMapping(containerID: 0, hostID: 100_000, size: 65536)], "\(share.tag)")
+            #expect(share.groupIDs == [IDMapping(containerID: 0, hostID: 200_000, size: 100)], "\(share.tag)")
+        }
+    }
+
     /// A bundle whose annotations name `kernel` and `initrd` (paths relative to the bundle's directory).
     private func imageBundle(kernel: String, initrd: String) throws -> Bundle {
         let bundle = try Bundle(config: "{}")
