@@ -5,8 +5,10 @@ import VMM
 /// `oci-init` is told (guest/initrd/oci-init.c reads the records).
 ///
 /// The root is shared over virtio-9p. Bind mounts become 9p shares: a directory is
-/// shared itself, a file through its directory (one share per directory and access
-/// mode), and the guest binds the file or directory into place. `proc`, `sysfs`,
+/// shared itself (one share per directory and access mode), a file through a share of
+/// its directory that shows only the files bound from it (one per directory and access
+/// mode, never merged with a share of the whole directory), and the guest binds the file
+/// or directory into place. Every share maps owners by the spec's id mappings. `proc`, `sysfs`,
 /// `tmpfs`, `devpts` and `mqueue` are made in the guest; a tmpfs at /dev gets the
 /// standard device nodes; /dev/shm is a tmpfs of the guest's (the VM is the container's
 /// IPC boundary); cgroup mounts are left out (the VM is its resource boundary too).
@@ -30,9 +32,11 @@ public struct ContainerPlan: Sendable {
     /// Where oci-init mounts each bind mount's share, inside the guest.
     static let shareMountDirectory = "/run/oci"
 
-    /// `guest` is the default kernel and initrd, used unless annotations name others. The
-    /// configuration's `appendedInitrds` is left for the caller: where `configArchive` is written.
-    public init(spec: ContainerSpec, guest: (kernel: String, initrd: String)) throws(OCIError) {
+    /// `guest` is the default kernel and initrd, used unless annotations name others, which
+    /// must lie in one of `allowedImages` (directories the administrator named; none by
+    /// default). The configuration's `appendedInitrds` is left for the caller: where
+    /// `configArchive` is written.
+    public init(spec: ContainerSpec, guest: (kernel: String, initrd: String), allowedImages: [String] = []) throws(OCIError) {
         let memory: UInt64
         do {
             memory = try MemorySize.parse(spec.annotation(Annotation.memory) ?? "256M")
@@ -55,6 +59,9 @@ public struct ContainerPlan: Sendable {
         }
         root.path = Self.canonical(root.path)
 
+        let kernel = try Self.allowedImage(spec.annotation(Annotation.kernel), Annotation.kernel, allowedImages) ?? guest.kernel
+        let initrd = try Self.allowedImage(spec.annotation(Annotation.initrd), Annotation.initrd, allowedImages) ?? guest.initrd
+
         var shares = [VMConfiguration.Share(path: root.path, tag: VMConfiguration.Share.rootTag, readOnly: root.readonly)]
         var records: [(String, String)] = []
         var mountRecords: [(String, String)] = []
@@ -64,8 +71,7 @@ public struct ContainerPlan: Sendable {
             func add(_ type: String, _ source: String, flags: UInt, data: String) {
                 mountRecords += [("mount", type), ("source", source), ("target", mount.destination), ("flags", String(flags)), ("data", data)]
             }
-            let isBind = ["bind", "rbind"].contains(mount.type) || mount.options.contains { $0 == "bind" || $0 == "rbind" }
-            switch isBind ? "bind" : mount.type {
+            switch mount.isBind ? "bind" : mount.type {
             case "bind":
                 if mount.destination == "/dev/shm" {
                     add("tmpfs", "shm", flags: flags & ~Self.bindFlags, data: "mode=1777")
@@ -76,17 +82,22 @@ public struct ContainerPlan: Sendable {
                 let isDirectory = source.st_mode & S_IFMT == S_IFDIR
                 let path = Self.canonical(mount.source)
                 let directory = isDirectory ? path : String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+                let sharePath = directory.isEmpty ? "/" : directory
+                let name = isDirectory ? nil : path.split(separator: "/").last.map(String.init)
                 let readOnly = flags & UInt(MS_RDONLY) != 0
                 let tag: String
-                if let existing = shares.first(where: { $0.path == directory && $0.readOnly == readOnly && $0.tag != VMConfiguration.Share.rootTag }) {
-                    tag = existing.tag
+                // A file's share shows only the files bound through it, so it is never one with a directory's.
+                if let index = shares.indices.dropFirst().first(where: {
+                    shares[$0].path == sharePath && shares[$0].readOnly == readOnly && (shares[$0].visibleEntries == nil) == isDirectory
+                }) {
+                    tag = shares[index].tag
+                    if let name { shares[index].visibleEntries?.insert(name) }
                 } else {
                     tag = Self.shareTagPrefix + String(shares.count - 1)
-                    shares.append(VMConfiguration.Share(path: directory.isEmpty ? "/" : directory, tag: tag, readOnly: readOnly))
+                    shares.append(VMConfiguration.Share(path: sharePath, tag: tag, readOnly: readOnly, visibleEntries: name.map { [$0] }))
                     records.append(("share", tag + (readOnly ? " 1" : " 0")))
                 }
-                let inside = isDirectory ? "" : "/" + (path.split(separator: "/").last.map(String.init) ?? "")
-                add("bind", Self.shareMountDirectory + "/" + tag + inside, flags: flags | Self.bindFlags, data: "")
+                add("bind", Self.shareMountDirectory + "/" + tag + (name.map { "/" + $0 } ?? ""), flags: flags | Self.bindFlags, data: "")
             case "proc", "sysfs", "tmpfs", "devpts", "mqueue":
                 if mount.type == "tmpfs" && mount.destination == "/dev" { devices = true }
                 add(mount.type, mount.source.isEmpty ? mount.type : mount.source, flags: flags, data: data)
@@ -100,6 +111,10 @@ public struct ContainerPlan: Sendable {
         let capacity = VMConfiguration.virtioSlotCount - 2 - 1 - (network == nil ? 0 : 1)
         guard shares.count <= capacity else {
             throw .config("the bind mounts need \(shares.count - 1) shared directories; a VM has room for \(capacity - 1) beside its root")
+        }
+        for index in shares.indices {
+            shares[index].userIDs = spec.uidMappings
+            shares[index].groupIDs = spec.gidMappings
         }
         records += mountRecords
         if devices { records.append(("devices", "1")) }
@@ -120,8 +135,7 @@ public struct ContainerPlan: Sendable {
         self.records = records
 
         var configuration = VMConfiguration(
-            kernel: spec.annotation(Annotation.kernel) ?? guest.kernel,
-            initrd: spec.annotation(Annotation.initrd) ?? guest.initrd,
+            kernel: kernel, initrd: initrd,
             commandLine: KernelCommandLine(spec.annotation(Annotation.cmdline) ?? "console=ttyS0 panic=-1 quiet"),
             memorySize: memory, vcpuCount: cpus, consoleInput: true, shares: shares, seccomp: true, network: network)
         configuration.commandStreams = true
@@ -169,6 +183,31 @@ public struct ContainerPlan: Sendable {
             }
         }
         return (UInt(flags), data.joined(separator: ","))
+    }
+
+    /// The real path of the image an annotation names, when it lies inside one of the
+    /// allowed directories: otherwise a container could boot any host file it names, and
+    /// a secret would become guest RAM (Kata's CVE-2020-27151). The resolved path is what
+    /// the VM opens, so a link swapped in after the check cannot lead elsewhere.
+    static func allowedImage(_ path: String?, _ annotation: String, _ allowed: [String]) throws(OCIError) -> String? {
+        guard let path else { return nil }
+        guard !allowed.isEmpty else {
+            throw .config("annotation \(annotation): \(path) is refused; microvm-oci boots an annotation's image only from a directory named with --allowed-images")
+        }
+        guard let resolved = realpath(path, nil) else {
+            throw .config("annotation \(annotation): cannot resolve \(path): \(String(cString: strerror(errno)))")
+        }
+        let real = String(cString: resolved)
+        free(resolved)
+        let inside = allowed.contains { directory in
+            let base = canonical(directory)
+            return base == "/" || real.hasPrefix(base + "/")
+        }
+        guard inside else {
+            let named = real == path ? path : "\(path) (\(real))"
+            throw .config("annotation \(annotation): \(named) is not inside a directory named with --allowed-images")
+        }
+        return real
     }
 
     /// The path with symbolic links resolved, so that the share is the directory itself.

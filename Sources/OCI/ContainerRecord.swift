@@ -51,19 +51,25 @@ public struct ContainerRecord: Equatable, Sendable {
         ])
     }
 
+    /// Reads state.json's document; the error says what is wrong, for `ContainerDirectory.read` to name the container.
     public init(_ json: JSONValue) throws(OCIError) {
-        guard case .string(let id)? = json["id"], case .number(let pid)? = json["pid"], case .number(let startTime)? = json["start_time"],
+        guard case .string(let id)? = json["id"], case .number(let pidNumber)? = json["pid"], case .number(let startNumber)? = json["start_time"],
               case .string(let bundle)? = json["bundle"], case .string(let rootfs)? = json["rootfs"],
               case .string(let created)? = json["created"], case .bool(let started)? = json["started"],
               case .object(let members)? = json["annotations"] else {
-            throw .failed("the container's state.json is damaged")
+            throw .failed("a member is missing or of the wrong type")
+        }
+        // Anything could have written the file: a number that is no PID or start time is refused, never converted.
+        guard let pid = Int32(exactly: pidNumber), pid > 0 else { throw .failed("pid \(JSONValue.number(pidNumber).encoded) is not a process ID") }
+        guard let startTime = UInt64(exactly: startNumber) else {
+            throw .failed("start_time \(JSONValue.number(startNumber).encoded) is not a whole number of clock ticks")
         }
         var annotations: [(key: String, value: String)] = []
         for member in members {
-            guard case .string(let value) = member.value else { throw .failed("the container's state.json is damaged") }
+            guard case .string(let value) = member.value else { throw .failed("the annotation \(member.key.prefix(64)) is not a string") }
             annotations.append((member.key, value))
         }
-        self.init(id: id, pid: Int32(clamping: Int64(pid)), startTime: UInt64(max(0, startTime)), bundle: bundle, rootfs: rootfs,
+        self.init(id: id, pid: pid, startTime: startTime, bundle: bundle, rootfs: rootfs,
                   created: created, started: started, annotations: annotations)
     }
 

@@ -1,4 +1,5 @@
 import Runtime
+import VMM
 
 /// What microvm-oci reads of a bundle's `config.json` (OCI runtime spec 1.x): the
 /// process, the root, the hostname, the mounts, the annotations and whether the
@@ -14,6 +15,12 @@ public struct ContainerSpec: Equatable, Sendable {
     /// False when the container asks for a network namespace of its own with no path (a
     /// new, empty one: `podman --network none`); true for a namespace to join or none.
     public var hasNetwork: Bool
+    /// `linux.uidMappings` and `linux.gidMappings`: container ids to host ids.
+    public var uidMappings: [IDMapping]
+    public var gidMappings: [IDMapping]
+
+    /// The most ranges a mapping may have, as the kernel's `uid_map` takes.
+    public static let maximumMappingRanges = 340
 
     public struct Process: Equatable, Sendable {
         public var args: [String]
@@ -50,13 +57,19 @@ public struct ContainerSpec: Equatable, Sendable {
     public struct Mount: Equatable, Sendable {
         public var destination: String
         public var type: String
+        /// Absolute for a bind mount: a relative source is resolved against the bundle, as runc does.
         public var source: String
         public var options: [String]
+
+        public var isBind: Bool {
+            type == "bind" || type == "rbind" || options.contains { $0 == "bind" || $0 == "rbind" }
+        }
     }
 
     public static func == (lhs: ContainerSpec, rhs: ContainerSpec) -> Bool {
         lhs.ociVersion == rhs.ociVersion && lhs.process == rhs.process && lhs.root == rhs.root && lhs.hostname == rhs.hostname
             && lhs.mounts == rhs.mounts && lhs.hasNetwork == rhs.hasNetwork
+            && lhs.uidMappings == rhs.uidMappings && lhs.gidMappings == rhs.gidMappings
             && lhs.annotations.elementsEqual(rhs.annotations) { $0.key == $1.key && $0.value == $1.value }
     }
 
@@ -117,8 +130,12 @@ public struct ContainerSpec: Equatable, Sendable {
                 }
                 let options = try Self.strings(item["options"], "mounts[].options")
                 let type = try Self.string(item["type"], "mounts[].type") ?? (options.contains { $0 == "bind" || $0 == "rbind" } ? "bind" : "")
-                mounts.append(Mount(destination: destination, type: type, source: try Self.string(item["source"], "mounts[].source") ?? "",
-                                    options: options))
+                var mount = Mount(destination: destination, type: type, source: try Self.string(item["source"], "mounts[].source") ?? "",
+                                  options: options)
+                if mount.isBind && !mount.source.isEmpty && !mount.source.hasPrefix("/") {
+                    mount.source = bundle + "/" + mount.source
+                }
+                mounts.append(mount)
             }
         }
         self.mounts = mounts
@@ -141,6 +158,48 @@ public struct ContainerSpec: Equatable, Sendable {
             }
         }
         self.hasNetwork = hasNetwork
+        uidMappings = try Self.idMappings(json["linux"]?["uidMappings"], "linux.uidMappings")
+        gidMappings = try Self.idMappings(json["linux"]?["gidMappings"], "linux.gidMappings")
+    }
+
+    /// A mapping list as the kernel would take it: at most `maximumMappingRanges` ranges,
+    /// each of at least one id and inside 32 bits on both sides, and no two ranges
+    /// overlapping on either side (an id would have two meanings).
+    static func idMappings(_ value: JSONValue?, _ name: String) throws(OCIError) -> [IDMapping] {
+        guard let value, value != .null else { return [] }
+        guard case .array(let items) = value else { throw .config("\(name) is not an array") }
+        guard items.count <= maximumMappingRanges else {
+            throw .config("\(name) has \(items.count) ranges; at most \(maximumMappingRanges) are allowed")
+        }
+        var mappings: [IDMapping] = []
+        for (index, item) in items.enumerated() {
+            let entry = "\(name)[\(index)]"
+            guard case .object = item else { throw .config("\(entry) is not an object") }
+            let container = try number(item["containerID"], entry + ".containerID")
+            let host = try number(item["hostID"], entry + ".hostID")
+            let size = try number(item["size"], entry + ".size")
+            guard let container, let host, let size else { throw .config("\(entry) needs containerID, hostID and size") }
+            // In this order, so that no sum can overflow; the last id of a range must be below 2^32 - 1, as the kernel has it.
+            guard size >= 1 else { throw .config("\(entry).size is 0; a range maps at least one id") }
+            guard size <= UInt64(UInt32.max), container <= UInt64(UInt32.max), host <= UInt64(UInt32.max),
+                  container + size <= UInt64(UInt32.max), host + size <= UInt64(UInt32.max) else {
+                throw .config("\(entry): a range of \(size) from \(container) (host \(host)) runs past \(UInt32.max - 1), the highest id")
+            }
+            let mapping = IDMapping(containerID: UInt32(truncatingIfNeeded: container), hostID: UInt32(truncatingIfNeeded: host),
+                                    size: UInt32(truncatingIfNeeded: size))
+            if let other = mappings.firstIndex(where: { Self.overlap($0, mapping) }) {
+                throw .config("\(entry) overlaps \(name)[\(other)]")
+            }
+            mappings.append(mapping)
+        }
+        return mappings
+    }
+
+    private static func overlap(_ a: IDMapping, _ b: IDMapping) -> Bool {
+        func overlap(_ x: UInt32, _ y: UInt32) -> Bool {
+            UInt64(x) < UInt64(y) + UInt64(b.size) && UInt64(y) < UInt64(x) + UInt64(a.size)
+        }
+        return overlap(a.containerID, b.containerID) || overlap(a.hostID, b.hostID)
     }
 
     /// Linux's resource numbers on x86_64, by their names in the spec.

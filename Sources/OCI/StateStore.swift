@@ -1,4 +1,5 @@
 import Glibc
+import VMM
 import Runtime
 
 /// The runtime's state directory (`--root`): one directory per container, named by its
@@ -10,10 +11,21 @@ public struct StateStore: Sendable {
 
     public static let defaultRoot = "/run/microvm-oci"
 
+    /// `root` may be relative, to the working directory; an empty one is refused rather
+    /// than taken for the working directory or `/`.
     public init(root: String) throws(OCIError) {
-        self.root = root
+        guard !root.isEmpty else { throw .usage("--root: the state directory's path is empty") }
+        if root.hasPrefix("/") {
+            self.root = root
+        } else {
+            guard let directory = getcwd(nil, 0) else {
+                throw .failed("--root \(root): cannot find the working directory: \(String(cString: strerror(errno)))")
+            }
+            defer { free(directory) }
+            self.root = String(cString: directory) + "/" + root
+        }
         var path = ""
-        for component in root.split(separator: "/") {
+        for component in self.root.split(separator: "/") {
             path += "/" + component
             if mkdir(path, 0o700) != 0 && errno != EEXIST {
                 throw .failed("cannot make the state directory \(path): \(String(cString: strerror(errno)))")
@@ -32,15 +44,16 @@ public struct StateStore: Sendable {
         }
     }
 
-    /// Where the container `id` keeps its files (whether or not it exists).
-    public func paths(of id: String) -> ContainerPaths {
-        ContainerPaths(directory: root + "/" + id)
+    /// Where the container `id` keeps its files (whether or not it exists); an ID that is
+    /// not one path component never makes a path.
+    public func paths(of id: String) throws(OCIError) -> ContainerPaths {
+        try Self.checkID(id)
+        return ContainerPaths(directory: root + "/" + id)
     }
 
     /// Makes the directory of a new container, locked; fails if the ID is taken.
     public func create(_ id: String) throws(OCIError) -> ContainerDirectory {
-        try Self.checkID(id)
-        let paths = paths(of: id)
+        let paths = try paths(of: id)
         guard mkdir(paths.directory, 0o700) == 0 else {
             if errno == EEXIST { throw .alreadyExists(id) }
             throw .failed("cannot make \(paths.directory): \(String(cString: strerror(errno)))")
@@ -50,8 +63,7 @@ public struct StateStore: Sendable {
 
     /// Opens an existing container's directory with a shared or exclusive lock.
     public func open(_ id: String, exclusive: Bool) throws(OCIError) -> ContainerDirectory {
-        try Self.checkID(id)
-        let directory = try ContainerDirectory(paths: paths(of: id), id: id, exclusive: exclusive)
+        let directory = try ContainerDirectory(paths: try paths(of: id), id: id, exclusive: exclusive)
         // A directory that lost its state (a create that failed half-way, or a delete
         // between our open and lock) is no container.
         guard access(directory.paths.state, F_OK) == 0 else { throw .noSuchContainer(id) }
@@ -101,7 +113,12 @@ public final class ContainerDirectory {
     }
 
     public func read() throws(OCIError) -> ContainerRecord {
-        try ContainerRecord(try FileIO.readJSON(paths.state) { .failed("the state of container \(id) is damaged: \($0)") })
+        let json = try FileIO.readJSON(paths.state) { .failed("the state of container \(id) is damaged: \($0)") }
+        do {
+            return try ContainerRecord(json)
+        } catch {
+            throw .failed("the state of container \(id) is damaged: \(error)")
+        }
     }
 
     /// Replaces state.json whole (a reader never sees half of it).
@@ -122,9 +139,14 @@ public final class ContainerDirectory {
 public enum FileIO {
     public static let maximumSize = 4 << 20
 
+    /// Reads a regular file; anything else (a FIFO would never end the read) is refused.
     public static func read(_ path: String, limit: Int = maximumSize) throws(OCIError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .failed("cannot open \(path): \(String(cString: strerror(errno)))") }
+        let fd: Int32
+        do {
+            fd = try InputFile(path, kinds: .regular).take()
+        } catch {
+            throw .failed(error.description)
+        }
         defer { close(fd) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -148,10 +170,16 @@ public enum FileIO {
         }
     }
 
+    /// Writes a regular file whole. The open does not block and nothing but a regular file
+    /// is written: a FIFO named as the PID file would otherwise wait for a reader forever.
     public static func write(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws(OCIError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        let fd = open(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode)
         guard fd >= 0 else { throw .failed("cannot create \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw .failed("cannot create \(path): \(String(cString: strerror(errno)))") }
+        guard status.st_mode & S_IFMT == S_IFREG else { throw .failed("cannot create \(path): it is \(InputFile.describe(status)), not a regular file") }
+        guard ftruncate(fd, 0) == 0 else { throw .failed("cannot write \(path): \(String(cString: strerror(errno)))") }
         var offset = 0
         while offset < bytes.count {
             let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }

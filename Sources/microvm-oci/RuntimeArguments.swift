@@ -5,6 +5,8 @@ import OCI
 /// ones that only matter to runc (`--systemd-cgroup`, `--debug`, `--rootless`, `--criu`).
 struct RuntimeArguments {
     var root = StateStore.defaultRoot
+    /// `--allowed-images DIR`, repeatable: where kernel and initrd annotations may point.
+    var allowedImages: [String] = []
     var log = RuntimeLog()
     var command: String?
     var options: [String: String] = [:]
@@ -42,6 +44,7 @@ struct RuntimeArguments {
                 let (name, inline) = Self.split(argument)
                 switch name {
                 case "root": root = try value(name, inline)
+                case "allowed-images": allowedImages.append(try value(name, inline))
                 case "log": log.path = try value(name, inline)
                 case "log-format":
                     let format = try value(name, inline)
@@ -83,10 +86,11 @@ struct RuntimeArguments {
         return (String(text), nil)
     }
 
-    /// The single container ID the command takes.
+    /// The single container ID the command takes, checked here for every command alike.
     func containerID(extra: Int = 0) throws(OCIError) -> String {
         guard let id = operands.first else { throw .usage("\(command ?? ""): no container ID given") }
         guard operands.count <= 1 + extra else { throw .usage("\(command ?? ""): unexpected argument \(operands[1 + extra])") }
+        try StateStore.checkID(id)
         return id
     }
 }

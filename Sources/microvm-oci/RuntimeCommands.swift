@@ -39,7 +39,7 @@ struct RuntimeCommands {
     }
 
     /// Reads and checks the bundle: the spec and the VM it asks for.
-    static func plan(bundle: String) throws(OCIError) -> (ContainerSpec, ContainerPlan) {
+    static func plan(bundle: String, allowedImages: [String]) throws(OCIError) -> (ContainerSpec, ContainerPlan) {
         var status = stat()
         guard stat(bundle, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else { throw .bundle("the bundle \(bundle) is not a directory") }
         guard access(bundle + "/config.json", F_OK) == 0 else { throw .bundle("the bundle \(bundle) has no config.json") }
@@ -55,7 +55,7 @@ struct RuntimeCommands {
                 throw .failed("\(error)")
             }
         }
-        return (spec, try ContainerPlan(spec: spec, guest: guest))
+        return (spec, try ContainerPlan(spec: spec, guest: guest, allowedImages: allowedImages))
     }
 
     private func create() throws(OCIError) {
@@ -65,13 +65,13 @@ struct RuntimeCommands {
             throw .usage("create: --preserve-fds \(preserved): a VM cannot take the caller's descriptors")
         }
         let store = try self.store
-        try StateStore.checkID(id)
         // Everything that can be checked before the container exists is.
-        let (spec, plan) = try Self.plan(bundle: bundle)
+        let (spec, plan) = try Self.plan(bundle: bundle, allowedImages: arguments.allowedImages)
         if spec.process.terminal && arguments.options["console-socket"] == nil {
             throw .usage("create: process.terminal is true, so --console-socket is needed")
         }
         let directory = try store.create(id)
+        var vmProcess: Int32?
         do throws(OCIError) {
             try FileIO.write(directory.paths.configArchive, plan.configArchive)
             guard mkfifo(directory.paths.startFIFO, 0o600) == 0 else {
@@ -79,7 +79,8 @@ struct RuntimeCommands {
             }
             let terminal = try spec.process.terminal ? Self.openTerminal(socket: arguments.options["console-socket"]!, size: spec.process.consoleSize) : nil
             defer { if let terminal { close(terminal) } }
-            let pid = try Self.spawnVM(root: store.root, bundle: bundle, id: id, terminal: terminal)
+            let pid = try Self.spawnVM(root: store.root, bundle: bundle, allowedImages: arguments.allowedImages, id: id, terminal: terminal)
+            vmProcess = pid
             guard let startTime = ProcessInfo.startTime(of: pid) else {
                 throw .failed("the VM process \(pid) ended at once")
             }
@@ -89,6 +90,12 @@ struct RuntimeCommands {
                 try FileIO.write(pidFile, Array("\(pid)".utf8), mode: 0o644)
             }
         } catch {
+            // A VM process whose container is gone would wait for its start forever.
+            if let vmProcess {
+                Glibc.kill(vmProcess, SIGKILL)
+                var status: Int32 = 0
+                waitpid(vmProcess, &status, 0)
+            }
             directory.remove()
             throw error
         }
@@ -115,13 +122,14 @@ struct RuntimeCommands {
 
     /// Starts the VM process (`microvm-oci vm`) and waits until it has built the VM, or
     /// reports why it could not.
-    private static func spawnVM(root: String, bundle: String, id: String, terminal: Int32?) throws(OCIError) -> Int32 {
+    private static func spawnVM(root: String, bundle: String, allowedImages: [String], id: String, terminal: Int32?) throws(OCIError) -> Int32 {
         var pipeFDs: [Int32] = [0, 0]
         guard pipe(&pipeFDs) == 0 else { throw .failed("pipe: \(errorText())") }
         // The VM process gets its end as descriptor 3; nothing else may inherit either.
         for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         let executable = selfPath()
-        let argv = [executable, "--root", root, "vm", "--bundle", bundle, "--ready-fd", "3", id]
+        let argv = [executable, "--root", root] + allowedImages.flatMap { ["--allowed-images", absolute($0)] }
+            + ["vm", "--bundle", bundle, "--ready-fd", "3", id]
         var cStrings = argv.map { strdup($0) }
         cStrings.append(nil)
         defer { for pointer in cStrings { free(pointer) } }
@@ -213,8 +221,8 @@ struct RuntimeCommands {
         let annotations: [(key: String, value: JSONValue)] = [
             (ContainerPlan.Annotation.memory, .string("guest RAM, K/M/G suffix (default 256M)")),
             (ContainerPlan.Annotation.cpus, .string("vCPUs (default 1)")),
-            (ContainerPlan.Annotation.kernel, .string("the kernel to boot, with \(ContainerPlan.Annotation.initrd)")),
-            (ContainerPlan.Annotation.initrd, .string("the initrd, with microvm's /init and oci-init")),
+            (ContainerPlan.Annotation.kernel, .string("the kernel to boot, from a directory named with --allowed-images")),
+            (ContainerPlan.Annotation.initrd, .string("the initrd, with microvm's /init and oci-init, from a directory named with --allowed-images")),
             (ContainerPlan.Annotation.network, .string("passt or none")),
             (ContainerPlan.Annotation.cmdline, .string("the kernel command line")),
         ]

@@ -13,7 +13,8 @@ struct RuntimeLog {
         let line = "microvm-oci: \(message)\n"
         _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
         guard let path else { return }
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        // Not blocking: a FIFO nobody reads would hold the error, and the command, forever.
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }
         defer { close(fd) }
         let entry = json

@@ -26,14 +26,19 @@ struct VMProcess {
             let id = try arguments.containerID()
             guard let bundle = arguments.options["bundle"] else { throw OCIError.usage("vm: no --bundle") }
             let paths = try StateStore(root: arguments.root).paths(of: id)
-            var (_, plan) = try RuntimeCommands.plan(bundle: bundle)
+            var (_, plan) = try RuntimeCommands.plan(bundle: bundle, allowedImages: arguments.allowedImages)
             plan.configuration.appendedInitrds = [paths.configArchive]
             plan.configuration.consoleLog = paths.consoleLog
             fifo = paths.startFIFO
             vm = try MicroVM(plan.configuration)
         } catch {
-            report("\(error)\n")
-            return 1
+            // `create` prints what comes back on the ready descriptor; run by hand, the error is this command's own.
+            if ready >= 0 {
+                report("\(error)\n")
+            } else {
+                arguments.log.error("\(error)")
+            }
+            return (error as? OCIError)?.exitStatus ?? 1
         }
         report(Self.readyLine)
         if ready >= 0 { close(ready) }

@@ -4,7 +4,7 @@ import OCI
 /// microvm-oci: an OCI runtime (runc's command line) that runs each container in a
 /// microVM. docs/oci.md says how to use it with Podman, CRI-O and containerd.
 let usage = """
-    usage: microvm-oci [--root DIR] [--log FILE] [--log-format text|json] COMMAND [OPTIONS] ID
+    usage: microvm-oci [--root DIR] [--allowed-images DIR]... [--log FILE] [--log-format text|json] COMMAND [OPTIONS] ID
     commands:
       create --bundle DIR [--pid-file FILE] [--console-socket PATH] ID   build the container's VM, not yet running
       start ID                          let it run

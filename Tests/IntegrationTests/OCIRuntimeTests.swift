@@ -138,6 +138,85 @@ struct OCIRuntimeInputTests {
     }
 }
 
+/// Inputs that would hang or go to the wrong place: each gets one line and a non-zero
+/// status well within its timeout (a command that hangs is killed and fails the test).
+/// None builds a VM, so none needs /dev/kvm or a guest.
+struct OCIRuntimePathTests {
+    static let timeout: TimeInterval = 20
+
+    private func expectError(_ arguments: [String], _ message: String, directory: String? = nil,
+                             sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let result = try Podman.runtime(arguments, timeout: Self.timeout, directory: directory)
+        #expect(result.status != 0, sourceLocation: sourceLocation)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].hasPrefix("microvm-oci: ") && lines[0].contains(message), "\(result.stderr)", sourceLocation: sourceLocation)
+    }
+
+    @Test func aFIFOAsConfigOrStateIsRefusedWithoutWaiting() throws {
+        let work = try WorkloadTests.scratch("oci-fifo")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let root = work.appendingPathComponent("state").path
+        let bundle = work.appendingPathComponent("bundle").path
+        try FileManager.default.createDirectory(atPath: bundle + "/rootfs", withIntermediateDirectories: true)
+        #expect(mkfifo(bundle + "/config.json", 0o600) == 0)
+        try expectError(["--root", root, "create", "--bundle", bundle, "c1"], "config.json: it is a FIFO, not a regular file")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root).isEmpty)
+
+        try FileManager.default.createDirectory(atPath: root + "/c2", withIntermediateDirectories: true)
+        #expect(mkfifo(root + "/c2/state.json", 0o600) == 0)
+        for command in [["state", "c2"], ["kill", "c2", "KILL"], ["start", "c2"], ["delete", "c2"]] {
+            try expectError(["--root", root] + command, "state.json: it is a FIFO, not a regular file")
+        }
+    }
+
+    @Test func aRelativeRootIsInTheWorkingDirectoryAndAnEmptyOneIsRefused() throws {
+        let work = try WorkloadTests.scratch("oci-root")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let name = "microvm-oci-relative-\(getpid())"
+        // Where the state went when a relative --root was taken as absolute.
+        defer { try? FileManager.default.removeItem(atPath: "/" + name) }
+        try expectError(["--root", name + "/state", "state", "nosuch"], "container nosuch does not exist", directory: work.path)
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: work.path + "/" + name + "/state", isDirectory: &isDirectory) && isDirectory.boolValue)
+        #expect(!FileManager.default.fileExists(atPath: "/" + name))
+        try expectError(["--root", "", "state", "nosuch"], "--root: the state directory's path is empty", directory: work.path)
+        try expectError(["--root=", "delete", "nosuch"], "--root: the state directory's path is empty", directory: work.path)
+    }
+
+    /// Builds a VM (the test guest, from an allowed directory; no vCPU runs), so it needs /dev/kvm.
+    @Test(.enabled(if: KVMHost.isAvailable && GuestImages.haveTestGuest, GuestImages.missingTestGuest))
+    func aFIFOAsThePIDFileIsRefusedAndTheVMProcessEnds() throws {
+        let work = try WorkloadTests.scratch("oci-pid")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let root = work.appendingPathComponent("state").path
+        let bundle = work.appendingPathComponent("bundle").path
+        try FileManager.default.createDirectory(atPath: bundle + "/rootfs", withIntermediateDirectories: true)
+        let images = URL(fileURLWithPath: GuestImages.testGuestELF).deletingLastPathComponent().path
+        try #"""
+            {"ociVersion": "1.0.2", "process": {"args": ["true"], "cwd": "/"}, "root": {"path": "rootfs"},
+             "annotations": {"org.microvm.kernel": "\#(GuestImages.testGuestELF)", "org.microvm.initrd": "\#(GuestImages.testGuestBzImage)"},
+             "linux": {"namespaces": [{"type": "network"}]}}
+            """#.write(toFile: bundle + "/config.json", atomically: true, encoding: .utf8)
+        let pidFile = work.appendingPathComponent("pid").path
+        #expect(mkfifo(pidFile, 0o600) == 0)
+        try expectError(["--root", root, "--allowed-images", images, "create", "--bundle", bundle, "--pid-file", pidFile, "c1"],
+                        "cannot create \(pidFile): No such device or address")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root).isEmpty)
+        let processes = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { Int($0) != nil }
+        let left = processes.filter { (try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8))?.contains(root) == true }
+        #expect(left.isEmpty, "VM processes left: \(left)")
+    }
+
+    @Test func everyCommandChecksTheContainerID() throws {
+        let work = try WorkloadTests.scratch("oci-id")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let root = work.appendingPathComponent("state").path
+        for command in [["vm", "--bundle", work.path, "../escape"], ["state", "../escape"], ["kill", "a/b"], ["delete", ".."], ["start", ""]] {
+            try expectError(["--root", root] + command, "invalid container ID")
+        }
+    }
+}
+
 /// Podman, the image the tests run, and the runtime beside the microvm executable.
 enum Podman {
     struct Result {
@@ -177,8 +256,10 @@ enum Podman {
         try execute(executable, ["--runtime", runtimeExecutable] + arguments, timeout: timeout)
     }
 
-    static func runtime(_ arguments: [String]) throws -> Result {
-        try execute(runtimeExecutable, arguments, timeout: 60)
+    /// The runtime alone, in `directory` when one is given; one that outlives `timeout` fails the test.
+    static func runtime(_ arguments: [String], timeout: TimeInterval = 60, directory: String? = nil) throws -> Result {
+        guard let directory else { return try execute(runtimeExecutable, arguments, timeout: timeout) }
+        return try execute("/bin/sh", ["-c", #"cd "$0" && exec "$@""#, directory, runtimeExecutable] + arguments, timeout: timeout)
     }
 
     static func containerID(_ name: String) -> String {

@@ -56,8 +56,110 @@ struct ContainerPlanTests {
         let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest)
         #expect(plan.configuration.shares.map(\.tag) == [VMConfiguration.Share.rootTag, "oci0"])
         #expect(plan.configuration.shares[1].path == bundle.path + "/data" && !plan.configuration.shares[1].readOnly)
+        // Only the bound files: the directory may hold what the container was not given (Podman's holds config.json).
+        #expect(plan.configuration.shares[1].visibleEntries == ["hosts", "hostname"])
+        #expect(plan.configuration.shares[0].visibleEntries == nil)
         #expect(records(plan).filter { $0.hasPrefix("source=") } == ["source=/run/oci/oci0/hosts", "source=/run/oci/oci0/hostname"])
         #expect(plan.configuration.network == .passt(socket: nil))
+    }
+
+    @Test func aDirectoryAndAFileFromItGetSharesOfTheirOwn() throws {
+        let bundle = try Bundle(config: "{}")
+        try bundle.write("data/hosts", "127.0.0.1 localhost\n")
+        try bundle.write("data/secret", "not for the guest\n")
+        try bundle.write("config.json", Bundle.config(extra: """
+            , "mounts": [
+              {"destination": "/etc/hosts", "type": "bind", "source": "\(bundle.path)/data/hosts", "options": ["bind"]},
+              {"destination": "/data", "type": "bind", "source": "\(bundle.path)/data", "options": ["bind"]},
+              {"destination": "/ro/hosts", "type": "bind", "source": "\(bundle.path)/data/hosts", "options": ["bind", "ro"]}
+            ]
+            """))
+        let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest)
+        let shares = plan.configuration.shares
+        #expect(shares.map(\.tag) == [VMConfiguration.Share.rootTag, "oci0", "oci1", "oci2"])
+        #expect(shares.dropFirst().allSatisfy { $0.path == bundle.path + "/data" })
+        #expect(shares.map(\.visibleEntries) == [nil, ["hosts"], nil, ["hosts"]])
+        #expect(shares.map(\.readOnly) == [true, false, false, true])
+        #expect(records(plan).filter { $0.hasPrefix("source=") } == ["source=/run/oci/oci0/hosts", "source=/run/oci/oci1", "source=/run/oci/oci2/hosts"])
+    }
+
+    @Test func aRelativeBindSourceIsSharedFromTheBundle() throws {
+        let bundle = try Bundle(config: "{}")
+        try bundle.write("data/hosts", "127.0.0.1 localhost\n")
+        try bundle.write("config.json", Bundle.config(extra: #", "mounts": [{"destination": "/etc/hosts", "type": "bind", "source": "data/hosts"}]"#))
+        let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest)
+        #expect(plan.configuration.shares[1].path == Self.real(bundle.path + "/data"))
+        #expect(plan.configuration.shares[1].visibleEntries == ["hosts"])
+    }
+
+    @Test func idMappingsGoOnEveryShare() throws {
+        let bundle = try Bundle(config: Bundle.config(extra: """
+            , "mounts": [{"destination": "/data", "type": "bind", "source": "\(try Bundle.dataPath())"}],
+              "linux": {"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                        "gidMappings": [{"containerID": 0, "hostID": 200000, "size": 100}]}
+            """))
+        let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest)
+        #expect(plan.configuration.shares.count == 2)
+        for share in plan.configuration.shares {
+            #expect(share.userIDs == [IDMapping(containerID: 0, hostID: 100_000, size: 65536)], "\(share.tag)")
+            #expect(share.groupIDs == [IDMapping(containerID: 0, hostID: 200_000, size: 100)], "\(share.tag)")
+        }
+    }
+
+    /// A bundle whose annotations name `kernel` and `initrd` (paths relative to the bundle's directory).
+    private func imageBundle(kernel: String, initrd: String) throws -> Bundle {
+        let bundle = try Bundle(config: "{}")
+        mkdir(bundle.path + "/images", 0o755)
+        mkdir(bundle.path + "/elsewhere", 0o755)
+        try bundle.write("images/bzImage", "kernel")
+        try bundle.write("images/initrd", "initrd")
+        try bundle.write("elsewhere/secret", "host secret")
+        symlink(bundle.path + "/elsewhere/secret", bundle.path + "/images/escape")
+        symlink(bundle.path + "/images/bzImage", bundle.path + "/elsewhere/link-in")
+        try bundle.write("config.json", Bundle.config(extra: """
+            , "annotations": {"org.microvm.kernel": "\(bundle.path)/\(kernel)", "org.microvm.initrd": "\(bundle.path)/\(initrd)"}
+            """))
+        return bundle
+    }
+
+    @Test func imagesFromAnAllowedDirectoryAreBootedByTheirRealPath() throws {
+        let bundle = try imageBundle(kernel: "images/bzImage", initrd: "elsewhere/link-in")
+        let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest, allowedImages: ["/nonexistent", bundle.path + "/images/"])
+        #expect(plan.configuration.kernel == Self.real(bundle.path + "/images/bzImage"))
+        #expect(plan.configuration.initrd == Self.real(bundle.path + "/images/bzImage"))
+    }
+
+    @Test(arguments: [
+        ("images/bzImage", [String](), "is refused; microvm-oci boots an annotation's image only from a directory named with --allowed-images"),
+        ("elsewhere/secret", ["images"], "is not inside a directory named with --allowed-images"),
+        ("images/escape", ["images"], "is not inside a directory named with --allowed-images"),
+        ("images/../elsewhere/secret", ["images"], "is not inside a directory named with --allowed-images"),
+        ("images/missing", ["images"], "cannot resolve"),
+    ])
+    func imagesOutsideTheAllowedDirectoriesAreRefused(kernel: String, allowed: [String], message: String) throws {
+        let bundle = try imageBundle(kernel: kernel, initrd: "images/initrd")
+        let directories = allowed.map { bundle.path + "/" + $0 }
+        do {
+            let plan = try ContainerPlan(spec: try bundle.spec, guest: Self.guest, allowedImages: directories)
+            Issue.record("accepted \(kernel): \(plan.configuration.kernel)")
+        } catch let error as OCIError {
+            #expect(error.description.hasPrefix("config.json: annotation org.microvm.kernel: "), "\(error)")
+            #expect(error.description.contains(message), "\(error)")
+        }
+    }
+
+    /// A directory whose name starts with the allowed one's is outside it.
+    @Test func aSiblingDirectoryWithTheSamePrefixIsNotAllowed() throws {
+        let bundle = try imageBundle(kernel: "imagesX/bzImage", initrd: "images/initrd")
+        mkdir(bundle.path + "/imagesX", 0o755)
+        try bundle.write("imagesX/bzImage", "kernel")
+        #expect(throws: OCIError.self) {
+            try ContainerPlan(spec: try bundle.spec, guest: Self.guest, allowedImages: [bundle.path + "/images"])
+        }
+    }
+
+    static func real(_ path: String) -> String {
+        ContainerPlan.canonical(path)
     }
 
     @Test func theArchiveHoldsTheRecords() throws {

@@ -82,3 +82,53 @@ struct ContainerSpecTests {
         }
     }
 }
+
+struct ContainerSpecMountAndMappingTests {
+    @Test func aRelativeBindSourceIsInsideTheBundle() throws {
+        let bundle = try Bundle(config: Bundle.config(extra: """
+            , "mounts": [
+              {"destination": "/a", "type": "bind", "source": "data", "options": ["rbind"]},
+              {"destination": "/b", "type": "none", "source": "data/sub", "options": ["bind"]},
+              {"destination": "/c", "type": "tmpfs", "source": "tmpfs"}
+            ]
+            """))
+        #expect(try bundle.spec.mounts.map(\.source) == [bundle.path + "/data", bundle.path + "/data/sub", "tmpfs"])
+    }
+
+    @Test func idMappingsAreRead() throws {
+        let bundle = try Bundle(config: Bundle.config(extra: """
+            , "linux": {"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}, {"containerID": 65536, "hostID": 1000, "size": 1}],
+                        "gidMappings": [{"containerID": 0, "hostID": 4294967294, "size": 1}]}
+            """))
+        let spec = try bundle.spec
+        #expect(spec.uidMappings == [IDMapping(containerID: 0, hostID: 100_000, size: 65536), IDMapping(containerID: 65536, hostID: 1000, size: 1)])
+        #expect(spec.gidMappings == [IDMapping(containerID: 0, hostID: 4_294_967_294, size: 1)])
+        #expect(try Bundle(config: Bundle.config()).spec.uidMappings.isEmpty)
+    }
+
+    static let tooManyRanges = (0...ContainerSpec.maximumMappingRanges)
+        .map { #"{"containerID": \#($0), "hostID": \#($0 + 1000), "size": 1}"# }.joined(separator: ",")
+
+    @Test(arguments: [
+        (#"[{"containerID": 0, "hostID": 1000, "size": 0}]"#, "linux.uidMappings[0].size is 0"),
+        (#"[{"containerID": 0, "hostID": 4294967295, "size": 1}]"#, "runs past 4294967294, the highest id"),
+        (#"[{"containerID": 4294967000, "hostID": 0, "size": 4294967000}]"#, "runs past 4294967294, the highest id"),
+        (#"[{"containerID": 1e300, "hostID": 1e300, "size": 1e300}]"#, "runs past 4294967294, the highest id"),
+        (#"[{"containerID": 0, "hostID": 1.5, "size": 1}]"#, "linux.uidMappings[0].hostID is not a whole number"),
+        (#"[{"containerID": -1, "hostID": 0, "size": 1}]"#, "linux.uidMappings[0].containerID is not a whole number"),
+        (#"[{"containerID": 0, "hostID": 0}]"#, "needs containerID, hostID and size"),
+        (#"[{"containerID": 0, "hostID": 1000, "size": 10}, {"containerID": 5, "hostID": 5000, "size": 10}]"#, "linux.uidMappings[1] overlaps linux.uidMappings[0]"),
+        (#"[{"containerID": 0, "hostID": 1000, "size": 10}, {"containerID": 10, "hostID": 1009, "size": 1}]"#, "linux.uidMappings[1] overlaps linux.uidMappings[0]"),
+        ("[" + tooManyRanges + "]", "has 341 ranges; at most 340"),
+        (#"{"containerID": 0}"#, "linux.uidMappings is not an array"),
+    ])
+    func badIDMappingsAreRefused(mappings: String, message: String) throws {
+        let bundle = try Bundle(config: Bundle.config(extra: #", "linux": {"uidMappings": \#(mappings)}"#))
+        do {
+            _ = try bundle.spec
+            Issue.record("accepted: \(mappings.prefix(200))")
+        } catch let error as OCIError {
+            #expect(error.description.contains(message), "\(error)")
+        }
+    }
+}
