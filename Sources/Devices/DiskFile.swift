@@ -1,16 +1,15 @@
 import Glibc
+import Memory
 
 /// A raw disk image file, read and written with preadv/pwritev.
 public final class DiskFile: BlockBackend, @unchecked Sendable {
     public enum Error: Swift.Error, Equatable, CustomStringConvertible {
         case cannotOpen(path: String, reason: String)
-        case notAFile(path: String)
         case readOnlyFile(path: String)
 
         public var description: String {
             switch self {
             case .cannotOpen(let path, let reason): return "cannot open the disk \(path): \(reason)"
-            case .notAFile(let path): return "the disk \(path) is not a regular file or block device"
             case .readOnlyFile(let path): return "the disk \(path) is read-only; attach it with ,ro"
             }
         }
@@ -24,16 +23,22 @@ public final class DiskFile: BlockBackend, @unchecked Sendable {
     public let isReadOnly: Bool
     private let fd: Int32
 
-    /// Opens `path` read-write, or read-only with `readOnly`.
+    /// Opens `path` read-write, or read-only with `readOnly`: a regular file or a block
+    /// device, opened without blocking (a FIFO would wait for a writer for ever).
     public init(path: String, readOnly: Bool) throws(DiskFile.Error) {
-        var status = stat()
-        guard stat(path, &status) == 0 else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
-        let kind = status.st_mode & S_IFMT
-        guard kind == S_IFREG || kind == S_IFBLK else { throw .notAFile(path: path) }
-        let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
-        guard fd >= 0 else {
-            if !readOnly && (errno == EACCES || errno == EROFS || errno == EPERM) { throw .readOnlyFile(path: path) }
-            throw .cannotOpen(path: path, reason: String(cString: strerror(errno)))
+        let fd: Int32
+        do {
+            fd = try InputFile(path, flags: readOnly ? O_RDONLY : O_RDWR, kinds: [.regular, .blockDevice]).take()
+        } catch {
+            guard !readOnly, !error.isWrongKind else { throw .cannotOpen(path: path, reason: error.reason) }
+            // A disk that opens for reading but not for writing (permissions, a read-only
+            // mount, an immutable file) can still be attached read-only.
+            do {
+                _ = try InputFile(path, kinds: [.regular, .blockDevice])
+            } catch {
+                throw .cannotOpen(path: path, reason: error.reason)
+            }
+            throw .readOnlyFile(path: path)
         }
         let end = lseek(fd, 0, SEEK_END)
         guard end >= 0 else {

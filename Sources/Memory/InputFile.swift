@@ -14,6 +14,8 @@ public struct InputFile: ~Copyable {
         public static let regular = Kinds(rawValue: 1)
         public static let directory = Kinds(rawValue: 2)
         public static let blockDevice = Kinds(rawValue: 4)
+        /// Only outputs take one (/dev/null).
+        public static let characterDevice = Kinds(rawValue: 8)
     }
 
     /// Why an input could not be opened: the path and a reason that reads after "cannot open PATH: ".
@@ -49,13 +51,22 @@ public struct InputFile: ~Copyable {
     public private(set) var fd: Int32
     public let status: stat
 
-    /// Opens `path` with `flags` (O_RDONLY, O_RDWR, …; O_NONBLOCK, O_NOCTTY and O_CLOEXEC
-    /// are added) and checks its kind. A regular file or directory is handed back blocking
-    /// again, as its readers expect.
-    public init(_ path: String, flags: Int32 = O_RDONLY, kinds: Kinds) throws(InputFile.Error) {
+    /// Opens `path` with `flags` (O_RDONLY, O_RDWR, O_WRONLY | O_CREAT with `mode`, …;
+    /// O_NONBLOCK, O_NOCTTY and O_CLOEXEC are added) and checks its kind. What was opened
+    /// is handed back blocking again, as its readers and writers expect.
+    public init(_ path: String, flags: Int32 = O_RDONLY, mode: mode_t = 0, kinds: Kinds) throws(InputFile.Error) {
         guard !path.isEmpty else { throw Error(path: "''", reason: "the path is empty") }
-        let fd = Glibc.open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
-        guard fd >= 0 else { throw Error(path: path, reason: String(cString: strerror(errno))) }
+        let fd = Glibc.open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode)
+        guard fd >= 0 else {
+            let reason = String(cString: strerror(errno))
+            // A directory opened for writing fails with EISDIR, a FIFO without a reader with
+            // ENXIO: what the file is says more than those.
+            var status = stat()
+            if stat(path, &status) == 0, !(Self.kind(status).map(kinds.contains) ?? false) {
+                throw Error(path: path, reason: "it is \(Self.describe(status)), not \(Self.describe(kinds))", isWrongKind: true)
+            }
+            throw Error(path: path, reason: reason)
+        }
         var status = stat()
         guard fstat(fd, &status) == 0 else {
             let reason = String(cString: strerror(errno))
@@ -92,6 +103,7 @@ public struct InputFile: ~Copyable {
         case S_IFREG: return .regular
         case S_IFDIR: return .directory
         case S_IFBLK: return .blockDevice
+        case S_IFCHR: return .characterDevice
         default: return nil
         }
     }
@@ -114,6 +126,7 @@ public struct InputFile: ~Copyable {
         var names: [String] = []
         if kinds.contains(.regular) { names.append("a regular file") }
         if kinds.contains(.blockDevice) { names.append("a block device") }
+        if kinds.contains(.characterDevice) { names.append("a character device") }
         if kinds.contains(.directory) { names.append("a directory") }
         guard let last = names.popLast() else { return "a file" }
         return names.isEmpty ? last : names.joined(separator: ", ") + " or " + last

@@ -1,7 +1,7 @@
 /// A configuration this host cannot run, or whose files cannot be opened.
 public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case vcpuCount(requested: Int, maximum: Int)
-    case consoleLog(path: String, reason: String)
+    case consoleLogLimit(UInt64)
     case tooManyDevices(requested: Int, capacity: Int)
     case badShareTag(String)
     case shareTagTooLong(String, maximum: Int)
@@ -13,8 +13,8 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .vcpuCount(let requested, let maximum):
             return "\(requested) vCPUs requested; KVM on this host runs 1 to \(maximum) vCPUs per VM"
-        case .consoleLog(let path, let reason):
-            return "cannot open the console log \(path): \(reason)"
+        case .consoleLogLimit(let limit):
+            return "a console log limit of \(limit) bytes; a console log holds \(VMConfiguration.consoleLogLimits.lowerBound) bytes to 1 TiB"
         case .tooManyDevices(let requested, let capacity):
             return "\(requested) virtio devices requested (disks, shares, the network, virtio-rng and the virtio console); microvm has \(capacity) slots"
         case .badShareTag(let tag):

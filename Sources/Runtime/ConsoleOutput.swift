@@ -1,34 +1,31 @@
 import Glibc
+import Synchronization
 
 /// Where the guest's console output goes: a file descriptor (the terminal or a
-/// pipe), the console socket or nowhere, and, optionally, a log file that gets a copy.
+/// pipe), the console socket or nowhere, and, once the VM is built, a log file that
+/// gets a copy.
 package final class ConsoleOutput: @unchecked Sendable {
     private let fd: Int32?
     private let socket: ConsoleSocketServer?
-    private let log: Int32?
+    private let log = Mutex<ConsoleLog?>(nil)
     private let abandon: @Sendable () -> Bool
+    private let logFailed: @Sendable (OutputFile.Error) -> Void
 
-    /// Opens (truncating) `logPath` if given. A write that cannot finish is given up
-    /// once `abandon` returns true (the VM is stopping), so a reader that stopped
-    /// reading cannot hold the VM.
-    init(fd: Int32? = STDOUT_FILENO, socket: ConsoleSocketServer? = nil, logPath: String? = nil,
-         abandon: @escaping @Sendable () -> Bool = { false }) throws(ConfigurationError) {
+    /// A write that cannot finish is given up once `abandon` returns true (the VM is
+    /// stopping), so a reader that stopped reading cannot hold the VM. `logFailed` gets
+    /// the log's first write that fails, after which nothing more is logged.
+    init(fd: Int32? = STDOUT_FILENO, socket: ConsoleSocketServer? = nil,
+         abandon: @escaping @Sendable () -> Bool = { false },
+         logFailed: @escaping @Sendable (OutputFile.Error) -> Void = { _ in }) {
         self.fd = fd
         self.socket = socket
         self.abandon = abandon
-        if let logPath {
-            let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard logFD >= 0 else {
-                throw .consoleLog(path: logPath, reason: String(cString: strerror(errno)))
-            }
-            log = logFD
-        } else {
-            log = nil
-        }
+        self.logFailed = logFailed
     }
 
-    deinit {
-        if let log { close(log) }
+    /// Copies the output to `log` from now on.
+    func startLog(_ log: ConsoleLog) {
+        self.log.withLock { $0 = log }
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) {
@@ -37,7 +34,11 @@ package final class ConsoleOutput: @unchecked Sendable {
         } else if let fd {
             Self.writeAll(fd, bytes, abandon: abandon)
         }
-        if let log { Self.writeAll(log, bytes, abandon: abandon) }
+        do throws(OutputFile.Error) {
+            try log.withLock { $0 }?.write(bytes, abandon: abandon)
+        } catch {
+            logFailed(error)
+        }
     }
 
     /// Writes everything unless the reader is gone (a closed terminal must not stop the

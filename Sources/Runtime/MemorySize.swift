@@ -25,6 +25,16 @@ public enum MemorySize {
 
     /// Parses and checks `text` against the minimum guest size and the host's RAM.
     public static func parse(_ text: String, hostRAM: UInt64 = MemorySize.hostRAM()) throws(MemorySize.Error) -> UInt64 {
+        guard let bytes = bytes(in: text) else { throw .unreadable(text) }
+        guard bytes >= VMConfiguration.minimumMemorySize else { throw .tooSmall(text, minimum: VMConfiguration.minimumMemorySize) }
+        guard bytes <= hostRAM else { throw .tooLarge(text, hostRAM: hostRAM) }
+        guard bytes % MemoryMap.pageSize == 0 else { throw .unaligned(text) }
+        return bytes
+    }
+
+    /// The bytes a size such as `256M` names (a plain number is MiB), nil when it is no
+    /// size; one too large for 64 bits is `UInt64.max`, which any bound refuses.
+    public static func bytes(in text: String) -> UInt64? {
         var digits = Substring(text.trimmingSpaces())
         var shift: UInt64 = 20
         for suffix in ["iB", "B", "b"] where digits.hasSuffix(suffix) && digits.count > suffix.count {
@@ -38,13 +48,10 @@ public enum MemorySize {
         case "T", "t": shift = 40; digits = digits.dropLast()
         default: break
         }
-        guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit), let value = UInt64(digits) else { throw .unreadable(text) }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit) else { return nil }
+        guard let value = UInt64(digits) else { return .max }
         let (bytes, overflow) = value.multipliedReportingOverflow(by: 1 << shift)
-        guard !overflow else { throw .tooLarge(text, hostRAM: hostRAM) }
-        guard bytes >= VMConfiguration.minimumMemorySize else { throw .tooSmall(text, minimum: VMConfiguration.minimumMemorySize) }
-        guard bytes <= hostRAM else { throw .tooLarge(text, hostRAM: hostRAM) }
-        guard bytes % MemoryMap.pageSize == 0 else { throw .unaligned(text) }
-        return bytes
+        return overflow ? .max : bytes
     }
 
     /// Physical RAM of this host.

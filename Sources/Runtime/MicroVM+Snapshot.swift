@@ -13,15 +13,18 @@ extension MicroVM {
         public var consoleSocket: String?
         public var consoleOutput: Int32
         public var consoleLog: String?
+        public var consoleLogLimit: UInt64
         public var consoleInput: Bool
         public var seccomp: Bool
         public var controlSocket: String?
 
         public init(consoleSocket: String? = nil, consoleOutput: Int32 = STDOUT_FILENO, consoleLog: String? = nil,
+                    consoleLogLimit: UInt64 = VMConfiguration.defaultConsoleLogLimit,
                     consoleInput: Bool = true, seccomp: Bool = false, controlSocket: String? = nil) {
             self.consoleSocket = consoleSocket
             self.consoleOutput = consoleOutput
             self.consoleLog = consoleLog
+            self.consoleLogLimit = consoleLogLimit
             self.consoleInput = consoleInput
             self.seccomp = seccomp
             self.controlSocket = controlSocket
@@ -52,7 +55,8 @@ extension MicroVM {
         let configuration = VMConfiguration(
             kernel: snapshot.kernel, commandLine: KernelCommandLine(snapshot.commandLine), memorySize: snapshot.memorySize,
             vcpuCount: snapshot.vcpuCount, console: snapshot.console, consoleSocket: options.consoleSocket,
-            consoleOutput: options.consoleOutput, consoleLog: options.consoleLog, consoleInput: options.consoleInput,
+            consoleOutput: options.consoleOutput, consoleLog: options.consoleLog,
+            consoleLogLimit: options.consoleLogLimit, consoleInput: options.consoleInput,
             disks: snapshot.disks.map { VMConfiguration.Disk(path: $0.path, readOnly: $0.readOnly) }, shares: snapshot.shares,
             seccomp: options.seccomp, controlSocket: options.controlSocket, acpi: snapshot.acpi, entropy: snapshot.entropy)
         return try MicroVM(configuration, profile: profile, events: events, restoring: (snapshot, memory))

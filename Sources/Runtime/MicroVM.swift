@@ -52,14 +52,23 @@ public final class MicroVM: @unchecked Sendable {
         if let profiling = configuration.profiling, !GuestProfiler.rates.contains(profiling.rate) {
             throw ConfigurationError.profileRate(profiling.rate)
         }
+        guard VMConfiguration.consoleLogLimits.contains(configuration.consoleLogLimit) else {
+            throw ConfigurationError.consoleLogLimit(configuration.consoleLogLimit)
+        }
         profiler = configuration.profiling.map { GuestProfiler(rate: $0.rate, symbols: $0.symbols) }
         let control = try RunControl()
         self.control = control
         socket = try configuration.consoleSocket.map { path throws(UnixSocket.Error) in try ConsoleSocketServer(path: path) }
         controlServer = try configuration.controlSocket.map { path throws(UnixSocket.Error) in try ControlServer(path: path) }
         if configuration.commandStreams && configuration.console == .virtio { throw ConfigurationError.commandStreamsNeedSerialConsole }
-        let output = try ConsoleOutput(fd: configuration.commandStreams ? nil : configuration.consoleOutput, socket: socket,
-                                       logPath: configuration.consoleLog, abandon: { control.isStopping })
+        let output = ConsoleOutput(fd: configuration.commandStreams ? nil : configuration.consoleOutput, socket: socket,
+                                   abandon: { control.isStopping }, logFailed: { control.stop(.vmmError($0.description)) })
+        // Last, when nothing else can fail: a run that cannot start leaves the file as it was.
+        func startConsoleLog() throws {
+            guard let path = configuration.consoleLog else { return }
+            let file = try OutputFile(path, role: "the console log", others: configuration.inputFiles)
+            output.startLog(try ConsoleLog(file, limit: configuration.consoleLogLimit))
+        }
         let virtioDevices = (configuration.commandStreams ? 2 : 0) + configuration.disks.count + configuration.shares.count + (configuration.console == .virtio ? 1 : 0)
             + (configuration.network != nil ? 1 : 0) + (configuration.entropy != nil ? 1 : 0) + (configuration.vsock != nil ? 1 : 0)
         guard virtioDevices <= VirtioSlots.capacity else {
@@ -149,8 +158,8 @@ public final class MicroVM: @unchecked Sendable {
         // the network, vsock, virtio-rng.
         let slots = VirtioSlots(bus: mmioBus, memory: memory, interrupt: interruptLine) { Self.report($0) }
         if configuration.commandStreams {
-            let standardOutput = try ConsoleOutput(fd: STDOUT_FILENO, abandon: { control.isStopping })
-            let standardError = try ConsoleOutput(fd: STDERR_FILENO, abandon: { control.isStopping })
+            let standardOutput = ConsoleOutput(fd: STDOUT_FILENO, abandon: { control.isStopping })
+            let standardError = ConsoleOutput(fd: STDERR_FILENO, abandon: { control.isStopping })
             let streams = CommandStreams(io: VirtioConsole { standardOutput.write($0) },
                                          errors: VirtioConsole { standardError.write($0) })
             try slots.add(streams.io)
@@ -202,6 +211,7 @@ public final class MicroVM: @unchecked Sendable {
         if let restoring {
             cpus = try Self.restore(restoring.snapshot, vm: vm, devices: devices)
             if let status = restoring.snapshot.exitStatus { reported.set(status) }
+            try startConsoleLog()
             events.built()
             return
         }
@@ -251,6 +261,7 @@ public final class MicroVM: @unchecked Sendable {
         }
         self.cpus = cpus
         events.reached(\.vcpus)
+        try startConsoleLog()
         events.built()
     }
 
@@ -373,13 +384,14 @@ public final class MicroVM: @unchecked Sendable {
         let sharing = !configuration.shares.isEmpty
         let networking = configuration.network != nil
         let vsock = configuration.vsock != nil
+        let consoleLog = configuration.consoleLog != nil
         return {
             if cpu.id == 0 { events.reached(\.thread) }
             var kick = sigset_t()
             sigemptyset(&kick)
             sigaddset(&kick, KickSignal.number)
             pthread_sigmask(SIG_UNBLOCK, &kick, nil)
-            if seccomp { try SeccompFilter.install(for: .vcpu, sharing: sharing, networking: networking, vsock: vsock) }
+            if seccomp { try SeccompFilter.install(for: .vcpu, sharing: sharing, networking: networking, vsock: vsock, consoleLog: consoleLog) }
             if cpu.id == 0 { events.firstRun() }
         }
     }

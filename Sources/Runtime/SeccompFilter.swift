@@ -16,7 +16,7 @@ public enum SeccompFilter {
     /// `mprotect` are not here: they are allowed only with the arguments below. The event
     /// loop puts the kick signal's previous handler back when the run ends (rt_sigaction).
     static func allowList(_ kind: ThreadKind, sharing: Bool = false, control: Bool = false, networking: Bool = false,
-                          vsock: Bool = false) -> [String] {
+                          vsock: Bool = false, consoleLog: Bool = false) -> [String] {
         let common = ["futex", "mmap", "munmap", "madvise", "brk", "write", "sendto",
                       "rt_sigprocmask", "rt_sigreturn", "tgkill", "getpid", "gettid", "sched_yield",
                       "clock_gettime", "exit", "exit_group", "getrandom"]
@@ -30,8 +30,10 @@ public enum SeccompFilter {
                           "linkat", "mknodat", "fchownat", "fchmodat", "fchmodat2", "chmod", "utimensat", "fcntl"]
             // A guest connecting to the host opens a Unix socket from the notifying vCPU.
             let vsockCalls = ["socket", "connect", "fcntl", "close", "shutdown"]
-            // A profiled vCPU deletes its sampling timer as its loop ends.
+            // A profiled vCPU deletes its sampling timer as its loop ends. A console log is
+            // written (pwritev), and cut when full, from the vCPU that prints.
             return common + disks + ["timer_delete"] + (sharing ? shares : []) + (vsock ? vsockCalls : [])
+                + (consoleLog ? ["ftruncate"] : [])
         case .eventLoop:
             // A control socket's snapshot writes the state and memory files.
             let snapshots = ["openat", "fstat", "newfstatat", "statx", "ftruncate", "pwrite64", "fsync", "renameat",
@@ -65,12 +67,13 @@ public enum SeccompFilter {
     /// `sharing`: the VM serves shared directories, whose requests a vCPU thread serves.
     /// `control`: the event loop answers a control socket, which may write snapshots.
     /// `networking`: the VM has a network device. `vsock`: it has a vsock device.
+    /// `consoleLog`: the VM's console output is copied to a log file.
     public static func install(for kind: ThreadKind, sharing: Bool = false, control: Bool = false,
-                               networking: Bool = false, vsock: Bool = false) throws(SeccompFilter.Error) {
+                               networking: Bool = false, vsock: Bool = false, consoleLog: Bool = false) throws(SeccompFilter.Error) {
         installReporter()
         guard let context = seccomp_init(SCMP_ACT_TRAP) else { throw Error(call: "seccomp_init", result: -ENOMEM) }
         defer { seccomp_release(context) }
-        for name in allowList(kind, sharing: sharing, control: control, networking: networking, vsock: vsock) {
+        for name in allowList(kind, sharing: sharing, control: control, networking: networking, vsock: vsock, consoleLog: consoleLog) {
             let number = seccomp_syscall_resolve_name(name)
             guard number >= 0 else { continue }
             let result = seccomp_rule_add_array(context, SCMP_ACT_ALLOW, number, 0, nil)

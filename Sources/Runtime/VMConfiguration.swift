@@ -21,8 +21,11 @@ public struct VMConfiguration: Sendable {
     public var consoleSocket: String?
     /// Where the guest's console output goes when there is no console socket.
     public var consoleOutput: Int32
-    /// Where the guest's console output is copied.
+    /// Where the guest's console output is copied, from the time the VM is built.
     public var consoleLog: String?
+    /// The most bytes `consoleLog` holds, within `consoleLogLimits`: beyond it the oldest
+    /// output is dropped, and a line at the log's start says how much (`ConsoleLog`).
+    public var consoleLogLimit: UInt64
     /// Whether to take console input from standard input (ignored with a console socket).
     public var consoleInput: Bool
     /// Raw disk images, attached as virtio-blk devices /dev/vda, /dev/vdb, … in this order.
@@ -72,10 +75,13 @@ public struct VMConfiguration: Sendable {
         public var rate: Int
         /// Names the sampled addresses: the booted vmlinux's, or a bzImage's System.map.
         public var symbols: SymbolTable
+        /// The file `symbols` came from, which no output of the run may replace.
+        public var symbolsFile: String?
 
-        public init(rate: Int = GuestProfiler.defaultRate, symbols: SymbolTable) {
+        public init(rate: Int = GuestProfiler.defaultRate, symbols: SymbolTable, symbolsFile: String? = nil) {
             self.rate = rate
             self.symbols = symbols
+            self.symbolsFile = symbolsFile
         }
     }
 
@@ -138,6 +144,10 @@ public struct VMConfiguration: Sendable {
     /// How many virtio devices a VM can have: disks, shares, consoles, the network, vsock and virtio-rng together.
     public static var virtioSlotCount: Int { VirtioSlots.capacity }
 
+    public static let defaultConsoleLogLimit: UInt64 = 16 << 20
+    /// Room for the line that counts dropped output and some output, up to 1 TiB.
+    public static let consoleLogLimits: ClosedRange<UInt64> = 4096...(1 << 40)
+
     public static let defaultMemorySize: UInt64 = 256 << 20
     public static let minimumMemorySize: UInt64 = 2 << 20
     /// The command line used when none is given: the console, and reboot at once on panic.
@@ -155,6 +165,7 @@ public struct VMConfiguration: Sendable {
     public init(kernel: String, initrd: String? = nil, commandLine: KernelCommandLine? = nil,
                 memorySize: UInt64 = defaultMemorySize, vcpuCount: Int = 1, console: ConsoleDevice = .serial,
                 consoleSocket: String? = nil, consoleOutput: Int32 = STDOUT_FILENO, consoleLog: String? = nil,
+                consoleLogLimit: UInt64 = defaultConsoleLogLimit,
                 consoleInput: Bool = true, disks: [Disk] = [], rootOnFirstDisk: Bool = false, shares: [Share] = [], command: [String]? = nil,
                 seccomp: Bool = false, controlSocket: String? = nil, acpi: Bool = true, network: Network? = nil,
                 mac: [UInt8]? = nil, entropy: VirtioEntropy.RateLimit? = .standard, vsock: String? = nil,
@@ -168,6 +179,7 @@ public struct VMConfiguration: Sendable {
         self.consoleSocket = consoleSocket
         self.consoleOutput = consoleOutput
         self.consoleLog = consoleLog
+        self.consoleLogLimit = consoleLogLimit
         self.consoleInput = consoleInput
         self.disks = disks
         self.rootOnFirstDisk = rootOnFirstDisk
@@ -181,6 +193,13 @@ public struct VMConfiguration: Sendable {
         self.entropy = entropy
         self.vsock = vsock
         self.profiling = profiling
+    }
+
+    /// The files the run reads, each with its role as messages name it: no output of the
+    /// run may be one of them.
+    public var inputFiles: [(role: String, path: String)] {
+        [("the kernel", kernel)] + ([initrd].compactMap { $0 } + appendedInitrds).map { ("the initrd", $0) }
+            + disks.map { ("the disk", $0.path) } + [profiling?.symbolsFile].compactMap { $0 }.map { ("the symbol file", $0) }
     }
 
     /// The MAC address the network device gets: `mac`, or a locally administered unicast

@@ -29,6 +29,7 @@ struct VMProcess {
             var (_, plan) = try RuntimeCommands.plan(bundle: bundle, allowedImages: arguments.allowedImages)
             plan.configuration.appendedInitrds = [paths.configArchive]
             plan.configuration.consoleLog = paths.consoleLog
+            plan.configuration.consoleLogLimit = 512 << 10  // under /run, which is RAM: half a MiB a container
             fifo = paths.startFIFO
             vm = try MicroVM(plan.configuration)
         } catch {

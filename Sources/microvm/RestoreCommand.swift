@@ -27,6 +27,7 @@ struct RestoreCommand: ParsableCommand {
         let events = BootEvents(marker: nil, onFirstOutput: nil)
         do {
             let options = MicroVM.RestoreOptions(consoleSocket: session.consoleSocket, consoleLog: session.consoleLog,
+                                                 consoleLogLimit: try session.consoleLogLimit(),
                                                  seccomp: !session.noSeccomp, controlSocket: session.apiSocket)
             // Before the restore: a share's open files are opened again while the VM is built.
             RunCommand.raiseOpenFileLimit()

@@ -24,24 +24,19 @@ enum RootFilesystem {
 
     /// The image to attach as /dev/vda; `report` gets a progress line while one is built.
     static func image(for path: String, report: (String) -> Void) throws -> String {
-        var status = stat()
-        guard stat(path, &status) == 0 else {
-            throw Failure(description: "cannot use the root filesystem \(path): \(String(cString: strerror(errno)))")
+        let file: InputFile
+        do {
+            file = try InputFile(path, kinds: [.regular, .blockDevice, .directory])
+        } catch {
+            throw Failure(description: "cannot open the root filesystem \(path): \(error.reason)")
         }
-        if status.st_mode & S_IFMT == S_IFDIR { return try imageOfDirectory(path, report: report) }
-        try checkExt4(path)
-        return path
-    }
-
-    /// An ext4 superblock has 0xEF53 at byte 1080.
-    static func checkExt4(_ path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw Failure(description: "cannot open the root filesystem \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
+        if file.status.st_mode & S_IFMT == S_IFDIR { return try imageOfDirectory(path, report: report) }
+        // An ext4 superblock has 0xEF53 at byte 1080.
         var magic: UInt16 = 0
-        guard pread(fd, &magic, 2, 1080) == 2, UInt16(littleEndian: magic) == 0xef53 else {
+        guard pread(file.fd, &magic, 2, 1080) == 2, UInt16(littleEndian: magic) == 0xef53 else {
             throw Failure(description: "the root filesystem \(path) is not an ext4 image (nor a directory)")
         }
+        return path
     }
 
     private static func imageOfDirectory(_ directory: String, report: (String) -> Void) throws -> String {

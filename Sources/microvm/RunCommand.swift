@@ -145,18 +145,20 @@ struct RunCommand: ParsableCommand {
             vsock: vsock
         )
         configuration.profiling = try profiling(kernel: kernelPath!)
-        let outputs = try profile.map { path in try ProfileFiles(path: path) }
-        let vm: MicroVM
-        do {
-            vm = try MicroVM(configuration, events: events)
-        } catch {
-            outputs?.discard()
-            throw error
+        configuration.consoleLogLimit = try session.consoleLogLimit()
+        let vm = try MicroVM(configuration, events: events)
+        let outputs = try profile.map { path throws(OutputFile.Error) in
+            try ProfileFiles(path: path, others: configuration.inputFiles + [session.consoleLog].compactMap { $0 }.map { ("the console log", $0) })
         }
         session.announceConsole()
         let exit = vm.run()
         if let outputs, let result = vm.guestProfile {
-            outputs.write(result)
+            do {
+                try outputs.write(result)
+            } catch {
+                if let message = exit.message { report(message) }
+                throw error
+            }
             report(result.flat(limit: 10).split(separator: "\n").map { "profile: \($0)" }.joined(separator: "\n"))
         }
         return exit
@@ -174,7 +176,8 @@ struct RunCommand: ParsableCommand {
         if symbols == nil, !SymbolTable.isELF(path: kernel) {
             throw BadArgument(description: "--profile: \(kernel) is not an ELF vmlinux, so it has no symbol table; give its System.map with --symbols")
         }
-        return VMConfiguration.Profiling(rate: profileRate, symbols: try SymbolTable.load(path: symbols ?? kernel))
+        let file = symbols ?? kernel
+        return VMConfiguration.Profiling(rate: profileRate, symbols: try SymbolTable.load(path: file), symbolsFile: file)
     }
 }
 

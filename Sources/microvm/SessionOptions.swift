@@ -1,4 +1,5 @@
 import ArgumentParser
+import VMM
 
 /// What `run` and `restore` share: where the console goes, the control socket, and how
 /// quiet and how confined microvm is.
@@ -6,8 +7,11 @@ struct SessionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Serve the console on this Unix socket (for `microvm attach`) instead of the terminal.", valueName: "path"))
     var consoleSocket: String?
 
-    @Option(help: ArgumentHelp("Also write the guest's console output to this file.", valueName: "path"))
+    @Option(help: ArgumentHelp("Also write the guest's console output to this file (a regular file, emptied once the VM is built, or a character device such as /dev/null).", valueName: "path"))
     var consoleLog: String?
+
+    @Option(help: ArgumentHelp("The most the console log holds, with a K, M or G suffix; a plain number is MiB. Past it the log keeps its newest half, after a line that says how much was dropped.", valueName: "size"))
+    var consoleLogSize: String?
 
     @Option(help: ArgumentHelp("Answer control requests (pause, resume, snapshot, stop, status) on this Unix socket; see `microvm ctl`.", valueName: "path"))
     var apiSocket: String?
@@ -17,6 +21,16 @@ struct SessionOptions: ParsableArguments {
 
     @Flag(help: "Run without the seccomp system-call allow-lists on the VM's threads.")
     var noSeccomp = false
+
+    /// `--console-log-size`, checked, or the default.
+    func consoleLogLimit() throws -> UInt64 {
+        guard let consoleLogSize else { return VMConfiguration.defaultConsoleLogLimit }
+        guard consoleLog != nil else { throw RunCommand.BadArgument(description: "--console-log-size needs --console-log FILE") }
+        guard let limit = MemorySize.bytes(in: consoleLogSize), VMConfiguration.consoleLogLimits.contains(limit) else {
+            throw RunCommand.BadArgument(description: "--console-log-size \(consoleLogSize): give at least 4K and at most 1T")
+        }
+        return limit
+    }
 
     /// Tells the user where to attach, unless told to be quiet.
     func announceConsole() {

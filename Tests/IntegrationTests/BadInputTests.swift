@@ -16,6 +16,14 @@ struct BadInputTests {
         return url.path
     }
 
+    /// A FIFO nobody writes or reads: an open that waits for the other end waits forever.
+    static func fifo(_ name: String) -> String {
+        let path = scratch.appendingPathComponent(name).path
+        unlink(path)
+        mkfifo(path, 0o600)
+        return path
+    }
+
     static var elf32: [UInt8] {
         var header = [UInt8](repeating: 0, count: 52)
         header.replaceSubrange(0..<7, with: [0x7f, 0x45, 0x4c, 0x46, 1, 1, 1])
@@ -44,7 +52,8 @@ struct BadInputTests {
         (["--kernel", GuestImages.testGuestELF, "--console-log", "/nonexistent/dir/log"], "cannot open the console log"),
         (["--kernel", GuestImages.testGuestELF, "--disk", "/nonexistent/disk.img"],
          "cannot open the disk /nonexistent/disk.img: No such file or directory"),
-        (["--kernel", GuestImages.testGuestELF, "--disk", "/tmp"], "the disk /tmp is not a regular file or block device"),
+        (["--kernel", GuestImages.testGuestELF, "--disk", "/tmp"],
+         "cannot open the disk /tmp: it is a directory, not a regular file or a block device"),
         (["--kernel", GuestImages.testGuestELF, "--rootfs", file("not-ext4", [UInt8](repeating: 0x5a, count: 8192))],
          "is not an ext4 image (nor a directory)"),
         (["--kernel", GuestImages.testGuestELF] + Array(repeating: ["--disk", file("disk", [UInt8](repeating: 0, count: 4096))], count: 10).flatMap { $0 },
@@ -74,7 +83,29 @@ struct BadInputTests {
         (["--kernel", GuestImages.testGuestELF, "--profile", scratch.appendingPathComponent("p").path, "--symbols", file("map", Array("not a map\n".utf8))],
          "line 1 is not \"ADDRESS TYPE NAME\" (neither ELF nor a System.map)"),
         (["--kernel", GuestImages.testGuestELF, "--profile", "/nonexistent/dir/profile"],
-         "--profile: cannot write /nonexistent/dir/profile: No such file or directory"),
+         "cannot open the profile /nonexistent/dir/profile: No such file or directory"),
+        (["--kernel", GuestImages.testGuestELF, "--console-log", scratch.appendingPathComponent("l").path, "--console-log-size", "1K"],
+         "--console-log-size 1K: give at least 4K and at most 1T"),
+        (["--kernel", GuestImages.testGuestELF, "--console-log", scratch.appendingPathComponent("l").path, "--console-log-size", "lots"],
+         "--console-log-size lots: give at least 4K and at most 1T"),
+        (["--kernel", GuestImages.testGuestELF, "--console-log-size", "1M"], "--console-log-size needs --console-log FILE"),
+        (["--kernel", fifo("kernel.fifo")], "cannot read \(scratch.path)/kernel.fifo: it is a FIFO, not a regular file"),
+        (["--kernel", GuestImages.testGuestELF, "--initrd", fifo("initrd.fifo")],
+         "cannot read \(scratch.path)/initrd.fifo: it is a FIFO, not a regular file"),
+        (["--kernel", GuestImages.testGuestELF, "--profile", scratch.appendingPathComponent("p").path, "--symbols", fifo("symbols.fifo")],
+         "cannot read \(scratch.path)/symbols.fifo: it is a FIFO, not a regular file"),
+        (["--kernel", GuestImages.testGuestELF, "--disk", fifo("disk.fifo")],
+         "cannot open the disk \(scratch.path)/disk.fifo: it is a FIFO, not a regular file or a block device"),
+        (["--kernel", GuestImages.testGuestELF, "--rootfs", fifo("rootfs.fifo")],
+         "cannot open the root filesystem \(scratch.path)/rootfs.fifo: it is a FIFO, not a regular file, a block device or a directory"),
+        (["--kernel", GuestImages.testGuestELF, "--share", fifo("share.fifo")],
+         "the share \(scratch.path)/share.fifo is not a directory"),
+        (["--kernel", GuestImages.testGuestELF, "--console-log", fifo("log.fifo")],
+         "cannot open the console log \(scratch.path)/log.fifo: it is a FIFO, not a regular file or a character device"),
+        (["--kernel", GuestImages.testGuestELF, "--profile", fifo("profile.fifo")],
+         "cannot open the profile \(scratch.path)/profile.fifo: it is a FIFO, not a regular file or a character device"),
+        (["--kernel", GuestImages.testGuestELF, "--console-log", "/tmp"],
+         "cannot open the console log /tmp: it is a directory, not a regular file or a character device"),
     ]
 
     @Test(arguments: 0..<cases.count)
@@ -131,6 +162,44 @@ struct BadInputTests {
         #expect(result.stderr.contains("cannot open the disk /nonexistent/disk.img"))
         #expect(!FileManager.default.fileExists(atPath: path))
         #expect(!FileManager.default.fileExists(atPath: path + ".folded"))
+    }
+
+    /// Nothing the run writes is created before the VM is built: a run that cannot start
+    /// leaves an existing console log as it was.
+    @Test func aRunThatCannotStartLeavesTheConsoleLogAlone() throws {
+        let log = Self.file("kept-console-log", Array("the log of an earlier run\n".utf8))
+        let result = try MicroVMProcess.run(["run", "--kernel", GuestImages.testGuestELF, "--console-log", log,
+                                             "--disk", "/nonexistent/disk.img"], timeout: 20)
+        #expect(result.status == 1)
+        #expect(FileManager.default.contents(atPath: log) == Data("the log of an earlier run\n".utf8))
+    }
+
+    /// An output that names an input of the same run is refused, and the input stays whole.
+    @Test func aProfileIsNeverWrittenOverTheKernel() throws {
+        let kernel = Self.scratch.appendingPathComponent("profiled-kernel.elf").path
+        let bytes = try #require(FileManager.default.contents(atPath: GuestImages.testGuestELF))
+        try bytes.write(to: URL(fileURLWithPath: kernel))
+        let result = try MicroVMProcess.run(["run", "--kernel", kernel, "--profile", kernel], timeout: 20)
+        #expect(result.status == 1)
+        #expect(result.stderr == "microvm: error: cannot open the profile \(kernel): it is the kernel \(kernel) of this run\n")
+        #expect(FileManager.default.contents(atPath: kernel) == bytes)
+    }
+
+    @Test func aConsoleLogIsNeverWrittenOverADisk() throws {
+        let disk = Self.file("logged-disk.img", (0..<8192).map { _ in UInt8.random(in: 0...255) })
+        let bytes = try #require(FileManager.default.contents(atPath: disk))
+        let result = try MicroVMProcess.run(["run", "--kernel", GuestImages.testGuestELF, "--console-log", disk, "--disk", disk], timeout: 20)
+        #expect(result.status == 1)
+        #expect(result.stderr == "microvm: error: cannot open the console log \(disk): it is the disk \(disk) of this run\n")
+        #expect(FileManager.default.contents(atPath: disk) == bytes)
+    }
+
+    /// A console log that cannot be written ends the run with one line and status 1.
+    @Test func aConsoleLogThatCannotBeWrittenEndsTheRun() throws {
+        let result = try MicroVMProcess.run(["run", "--kernel", GuestImages.testGuestELF, "--console-log", "/dev/full"], timeout: 20)
+        #expect(!result.terminatedBySignal)
+        #expect(result.status == 1)
+        #expect(result.stderr == "microvm: cannot write the console log /dev/full: No space left on device\n")
     }
 
     @Test func unknownFlagIsAUsageError() throws {

@@ -60,6 +60,32 @@ struct TestGuestBootTests {
         }
     }
 
+    /// A guest that prints for ever keeps its console log within the limit, cut from the
+    /// vCPU that prints under its seccomp filter, and the run ends as a stop should.
+    @Test func aConsoleLogStaysWithinItsLimit() throws {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("microvm-capped-log-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let marker = "[microvm: the console log keeps at most 4096 bytes; "
+        let result = try MicroVMProcess.run(["run", "--kernel", GuestImages.testGuestELF, "--cmdline", "tg.loop",
+                                             "--console-log", log, "--console-log-size", "4K"], timeout: 60) { process, _ in
+            let deadline = Date().addingTimeInterval(40)
+            // Two cuts: the second moves output the first kept.
+            while Date() < deadline {
+                let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                if text.hasPrefix(marker), let dropped = Int(text.dropFirst(marker.count).prefix { $0 != " " }), dropped > 8192 { break }
+                usleep(20_000)
+            }
+            kill(process.processIdentifier, SIGTERM)
+        }
+        #expect(result.stderr == "microvm: stopped by signal 15\n")
+        #expect(result.status == 128 + SIGTERM)
+        let logged = try #require(FileManager.default.contents(atPath: log))
+        #expect(logged.count <= 4096)
+        let text = String(decoding: logged, as: UTF8.self)
+        #expect(text.hasPrefix(marker), "\(text.prefix(200))")
+        #expect(text.hasSuffix("microvm-test-guest: loop\n") || text.contains("microvm-test-guest: loop\nmicrovm-test-guest: loop\n"))
+    }
+
     @Test(arguments: [SIGTERM, SIGINT])
     func stopSignalEndsAHaltedGuestCleanly(signal: Int32) throws {
         let result = try MicroVMProcess.run(["run", "--kernel", GuestImages.testGuestBzImage, "--cmdline", "tg.halt"], timeout: 30) { process, output in

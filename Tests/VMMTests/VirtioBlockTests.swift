@@ -215,7 +215,20 @@ final class MemoryDisk: BlockBackend, @unchecked Sendable {
         #expect(throws: DiskFile.Error.cannotOpen(path: "/nonexistent/disk", reason: "No such file or directory")) {
             try DiskFile(path: "/nonexistent/disk", readOnly: false)
         }
-        #expect(throws: DiskFile.Error.notAFile(path: "/tmp")) { try DiskFile(path: "/tmp", readOnly: false) }
+        #expect(throws: DiskFile.Error.cannotOpen(path: "/tmp", reason: "it is a directory, not a regular file or a block device")) {
+            try DiskFile(path: "/tmp", readOnly: false)
+        }
+    }
+
+    /// A FIFO nobody writes: opening it for reading would wait for a writer for ever.
+    @Test func aFIFOIsRefusedWithoutWaiting() throws {
+        let path = "/tmp/microvm-disk-fifo-\(getpid())"
+        unlink(path)
+        #expect(mkfifo(path, 0o600) == 0)
+        defer { unlink(path) }
+        #expect(throws: DiskFile.Error.cannotOpen(path: path, reason: "it is a FIFO, not a regular file or a block device")) {
+            try DiskFile(path: path, readOnly: true)
+        }
     }
 }
 
