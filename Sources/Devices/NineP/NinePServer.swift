@@ -379,7 +379,7 @@ public final class NinePServer {
         let valid = attributes.valid
         typealias S = NineP.SetAttributes
         if valid & S.mode != 0 {
-            try inDirectory(file.path) { Self.check(fchmodat($0, $1, mode_t(attributes.mode & 0o7777), AT_SYMLINK_NOFOLLOW)) }
+            try inDirectory(file.path) { Self.changeMode($0, $1, mode_t(attributes.mode & 0o7777)) }
         }
         if valid & (S.uid | S.gid) != 0, setsOwners {
             let uid = valid & S.uid != 0 ? attributes.uid : UInt32.max
@@ -439,6 +439,14 @@ public final class NinePServer {
 
     private static func check(_ result: Int32) -> Result<Void, NinePError> {
         result == 0 ? .success(()) : .failure(.last)
+    }
+
+    /// fchmodat2 where the kernel has it: glibc's fchmodat with AT_SYMLINK_NOFOLLOW goes
+    /// through /proc/self/fd, which a jailed VM process cannot see.
+    private static func changeMode(_ directory: Int32, _ name: String, _ mode: mode_t) -> Result<Void, NinePError> {
+        let result = clinux_fchmodat2(directory, name, mode, AT_SYMLINK_NOFOLLOW)
+        if result == -ENOSYS { return check(fchmodat(directory, name, mode, AT_SYMLINK_NOFOLLOW)) }
+        return result == 0 ? .success(()) : .failure(NinePError(-result))
     }
 
     /// Runs a vectored call over `buffers`, cut to `limit` bytes in all.
