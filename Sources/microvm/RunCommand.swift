@@ -149,6 +149,7 @@ struct RunCommand: ParsableCommand {
         let vm: MicroVM
         do {
             vm = try MicroVM(configuration, events: events)
+            if session.jail { try vm.enterJail() }
         } catch {
             outputs?.discard()
             throw error

@@ -18,6 +18,9 @@ struct SessionOptions: ParsableArguments {
     @Flag(help: "Run without the seccomp system-call allow-lists on the VM's threads.")
     var noSeccomp = false
 
+    @Flag(help: "Once the VM is built, jail its process: a mount namespace showing only the directories of the VM's sockets, no_new_privs, capabilities dropped (as root, only those a share needs are kept), limits on open files and core dumps. Without root, needs unprivileged user namespaces.")
+    var jail = false
+
     /// Tells the user where to attach, unless told to be quiet.
     func announceConsole() {
         if let consoleSocket, !quiet { report("console on \(consoleSocket); attach with: microvm attach \(consoleSocket)") }
