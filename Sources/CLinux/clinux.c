@@ -11,6 +11,10 @@
 #include <sys/un.h>
 #include <linux/if_tun.h>
 #include <linux/openat2.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -149,4 +153,60 @@ int clinux_open_pty(int *slave) {
         return -error;
     }
     return master;
+}
+
+int clinux_unshare(int flags) { return unshare(flags) < 0 ? -errno : 0; }
+
+int clinux_mount(const char *source, const char *target, const char *type, unsigned long flags, const char *data) {
+    return mount(source, target, type, flags, data) < 0 ? -errno : 0;
+}
+
+int clinux_umount2(const char *target, int flags) { return umount2(target, flags) < 0 ? -errno : 0; }
+
+int clinux_pivot_root(const char *new_root, const char *put_old) {
+    return syscall(SYS_pivot_root, new_root, put_old) < 0 ? -errno : 0;
+}
+
+int clinux_prctl(int option, unsigned long argument2, unsigned long argument3) {
+    return prctl(option, argument2, argument3, 0UL, 0UL) < 0 ? -errno : 0;
+}
+
+int clinux_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable) {
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2] = {
+        {.effective = (uint32_t)effective, .permitted = (uint32_t)permitted, .inheritable = (uint32_t)inheritable},
+        {.effective = (uint32_t)(effective >> 32), .permitted = (uint32_t)(permitted >> 32), .inheritable = (uint32_t)(inheritable >> 32)},
+    };
+    return syscall(SYS_capset, &header, data) < 0 ? -errno : 0;
+}
+
+const int CLINUX_CLONE_NEWNS = CLONE_NEWNS;
+const int CLINUX_CLONE_NEWUSER = CLONE_NEWUSER;
+const unsigned long CLINUX_MS_RDONLY = MS_RDONLY;
+const unsigned long CLINUX_MS_NOSUID = MS_NOSUID;
+const unsigned long CLINUX_MS_NODEV = MS_NODEV;
+const unsigned long CLINUX_MS_NOEXEC = MS_NOEXEC;
+const unsigned long CLINUX_MS_REMOUNT = MS_REMOUNT;
+const unsigned long CLINUX_MS_BIND = MS_BIND;
+const unsigned long CLINUX_MS_REC = MS_REC;
+const unsigned long CLINUX_MS_PRIVATE = MS_PRIVATE;
+const int CLINUX_MNT_DETACH = MNT_DETACH;
+const int CLINUX_PR_SET_NAME = PR_SET_NAME;
+const int CLINUX_PR_SET_NO_NEW_PRIVS = PR_SET_NO_NEW_PRIVS;
+const int CLINUX_PR_CAPBSET_DROP = PR_CAPBSET_DROP;
+const int CLINUX_PR_CAP_AMBIENT = PR_CAP_AMBIENT;
+const int CLINUX_PR_CAP_AMBIENT_CLEAR_ALL = PR_CAP_AMBIENT_CLEAR_ALL;
+const int CLINUX_CAP_CHOWN = CAP_CHOWN;
+const int CLINUX_CAP_DAC_OVERRIDE = CAP_DAC_OVERRIDE;
+const int CLINUX_CAP_DAC_READ_SEARCH = CAP_DAC_READ_SEARCH;
+const int CLINUX_CAP_FOWNER = CAP_FOWNER;
+const int CLINUX_CAP_FSETID = CAP_FSETID;
+
+/* glibc 2.36's headers predate the call; its number is the same on every architecture. */
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+
+int clinux_fchmodat2(int dirfd, const char *path, unsigned int mode, int flags) {
+    return syscall(SYS_fchmodat2, dirfd, path, mode, flags) < 0 ? -errno : 0;
 }

@@ -56,6 +56,14 @@ public final class DiskFile: BlockBackend, @unchecked Sendable {
         close(fd)
     }
 
+    /// The open file's status, for a snapshot to record without opening the path again
+    /// (a jailed VM process cannot).
+    public func status() -> stat {
+        var status = stat()
+        fstat(fd, &status)
+        return status
+    }
+
     public func read(into buffers: [UnsafeMutableRawBufferPointer], at offset: UInt64) -> Bool {
         transfer(buffers.map { iovec(iov_base: $0.baseAddress, iov_len: $0.count) }, at: offset) { preadv($0, $1, $2, $3) }
     }

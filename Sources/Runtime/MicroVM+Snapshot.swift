@@ -162,10 +162,9 @@ extension MicroVM {
         do throws(KVMError) {
             msrIndices = try hypervisor.savedMSRIndices()
             let cpuStates = try cpus.map { cpu throws(KVMError) in try cpu.saveState(msrIndices: msrIndices) }
-            let disks = configuration.disks.map { disk in
-                var status = stat()
-                stat(disk.path, &status)
-                return VMSnapshot.Disk(path: disk.path, readOnly: disk.readOnly, size: UInt64(status.st_size),
+            let disks = self.disks.map { disk in
+                let status = disk.status()
+                return VMSnapshot.Disk(path: disk.path, readOnly: disk.isReadOnly, size: UInt64(status.st_size),
                                        modified: Int64(status.st_mtim.tv_sec), modifiedNanoseconds: Int64(status.st_mtim.tv_nsec))
             }
             state = VMSnapshot(

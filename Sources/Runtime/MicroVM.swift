@@ -27,6 +27,8 @@ public final class MicroVM: @unchecked Sendable {
     let socket: ConsoleSocketServer?
     let controlServer: ControlServer?
     let deviceIO: DeviceIO
+    /// The disks' files, in the configuration's order.
+    let disks: [DiskFile]
     /// passt, when microvm started it for the network device.
     private let passt: PasstProcess?
     private let events: BootEvents
@@ -75,6 +77,7 @@ public final class MicroVM: @unchecked Sendable {
             throw ConfigurationError.tooManyDevices(requested: virtioDevices, capacity: VirtioSlots.capacity)
         }
         let disks = try configuration.disks.map { disk throws(DiskFile.Error) in try DiskFile(path: disk.path, readOnly: disk.readOnly) }
+        self.disks = disks
         try Self.checkTags(configuration.shares)
         let shares = try configuration.shares.map { share throws(SharedDirectory.Error) in
             (share.tag, try SharedDirectory(path: share.path, readOnly: share.readOnly, keepsSetID: share.keepsSetID,

@@ -33,12 +33,10 @@ final class NativeThread {
         self.handle = handle
     }
 
-    /// pthread_setname_np is hidden from Swift's Glibc; this is what it does on Linux.
+    /// What pthread_setname_np does for the calling thread, which Swift's Glibc hides; prctl
+    /// needs no /proc, which a jailed VM process cannot see.
     private static func nameCurrentThread(_ name: String) {
-        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        _ = String(name.prefix(15)).withCString { write(fd, $0, strlen($0)) }
-        close(fd)
+        _ = String(name.prefix(15)).withCString { clinux_prctl(CLINUX_PR_SET_NAME, UInt(bitPattern: $0), 0) }
     }
 
     /// Waits for the thread to end, calling `waiting` every `interval` milliseconds until it does.

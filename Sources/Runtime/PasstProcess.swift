@@ -62,10 +62,13 @@ final class PasstProcess {
         socket = pair[0]
     }
 
-    /// Ends passt if it has not quit on its own, and reaps it.
+    /// Ends passt if it has not quit on its own, and reaps it. passt started by root runs
+    /// as nobody, out of reach of a jailed VM's signals: the end of its connection is what
+    /// makes it quit (--one-off).
     func stop() {
         var status: Int32 = 0
         if waitpid(pid, &status, WNOHANG) == 0 {
+            shutdown(socket, Int32(SHUT_RDWR))
             kill(pid, SIGTERM)
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }

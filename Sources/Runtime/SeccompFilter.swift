@@ -40,7 +40,7 @@ public enum SeccompFilter {
                              "renameat2", "rename", "getcwd", "lseek"]
             // The loop receives and sends frames (passt's socket or a tap), and ends and
             // reaps the passt it started.
-            let network = ["sendmsg", "writev", "kill", "wait4"]
+            let network = ["sendmsg", "writev", "shutdown", "kill", "wait4"]
             let vsockCalls = ["recvmsg", "shutdown"]
             return common + ["poll", "ppoll", "read", "recvfrom", "accept", "accept4", "fcntl", "close", "unlink", "rt_sigaction"]
                 + (control ? snapshots : []) + (networking ? network : []) + (vsock ? vsockCalls : [])

@@ -1,10 +1,11 @@
+import CLinux
 import Glibc
 import OCI
 import VMM
 
 /// `microvm-oci vm`: the container's process as conmon and Podman see it. Builds the
-/// VM, says so on the ready descriptor (or says why not), waits for `start` to open
-/// the start FIFO, runs the guest and exits with the container process's status.
+/// VM, enters the jail, says so on the ready descriptor (or says why not), waits for
+/// `start` to open the start FIFO, runs the guest and exits with the container process's status.
 struct VMProcess {
     static let readyLine = "ready\n"
 
@@ -22,6 +23,7 @@ struct VMProcess {
         }
         let vm: MicroVM
         let fifo: String
+        let directory: Int32
         do {
             let id = try arguments.containerID()
             guard let bundle = arguments.options["bundle"] else { throw OCIError.usage("vm: no --bundle") }
@@ -30,8 +32,12 @@ struct VMProcess {
             plan.configuration.appendedInitrds = [paths.configArchive]
             plan.configuration.consoleLog = paths.consoleLog
             plan.configuration.consoleLogLimit = 512 << 10  // under /run, which is RAM: half a MiB a container
-            fifo = paths.startFIFO
             vm = try MicroVM(plan.configuration)
+            // The jail hides the container's directory: the start FIFO is opened through it.
+            fifo = String(paths.startFIFO.dropFirst(paths.directory.count + 1))
+            directory = open(paths.directory, CLINUX_O_PATH | O_DIRECTORY | O_CLOEXEC)
+            guard directory >= 0 else { throw OCIError.failed("cannot open \(paths.directory): \(String(cString: strerror(errno)))") }
+            try vm.enterJail()
         } catch {
             // `create` prints what comes back on the ready descriptor; run by hand, the error is this command's own.
             if ready >= 0 {
@@ -44,7 +50,8 @@ struct VMProcess {
         report(Self.readyLine)
         if ready >= 0 { close(ready) }
         // Blocks until `start` opens the other end: no vCPU has run before that.
-        let go = open(fifo, O_WRONLY | O_CLOEXEC)
+        let go = openat(directory, fifo, O_WRONLY | O_CLOEXEC)
+        close(directory)
         guard go >= 0 else { return 1 }
         var byte: UInt8 = 1
         _ = write(go, &byte, 1)

@@ -32,6 +32,7 @@ struct RestoreCommand: ParsableCommand {
             // Before the restore: a share's open files are opened again while the VM is built.
             RunCommand.raiseOpenFileLimit()
             let vm = try MicroVM.restore(from: snapshot, options: options, events: events)
+            if session.jail { try vm.enterJail() }
             session.announceConsole()
             let exit = vm.run()
             if let message = exit.message { report(message) }

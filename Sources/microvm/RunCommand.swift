@@ -147,9 +147,11 @@ struct RunCommand: ParsableCommand {
         configuration.profiling = try profiling(kernel: kernelPath!)
         configuration.consoleLogLimit = try session.consoleLogLimit()
         let vm = try MicroVM(configuration, events: events)
+        // Opened before the jail, which hides their directory.
         let outputs = try profile.map { path throws(OutputFile.Error) in
             try ProfileFiles(path: path, others: configuration.inputFiles + [session.consoleLog].compactMap { $0 }.map { ("the console log", $0) })
         }
+        if session.jail { try vm.enterJail() }
         session.announceConsole()
         let exit = vm.run()
         if let outputs, let result = vm.guestProfile {

@@ -22,6 +22,9 @@ struct SessionOptions: ParsableArguments {
     @Flag(help: "Run without the seccomp system-call allow-lists on the VM's threads.")
     var noSeccomp = false
 
+    @Flag(help: "Once the VM is built, jail its process: a mount namespace showing only the directories of the VM's sockets, no_new_privs, capabilities dropped (as root, only those a share needs are kept), limits on open files and core dumps. Without root, needs unprivileged user namespaces.")
+    var jail = false
+
     /// `--console-log-size`, checked, or the default.
     func consoleLogLimit() throws -> UInt64 {
         guard let consoleLogSize else { return VMConfiguration.defaultConsoleLogLimit }

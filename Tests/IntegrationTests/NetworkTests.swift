@@ -20,7 +20,9 @@ struct NetworkTests {
     /// guest gets a DHCP lease from passt, fetches a file over HTTP from a server this
     /// test started on the host's loopback (passt maps the gateway's address to it), and
     /// its checksum matches; it reads from /dev/hwrng; the arguments after `--` arrive
-    /// intact; and the command killed by SIGKILL gives 137, as a shell reports it.
+    /// intact; and the command killed by SIGKILL gives 137, as a shell reports it. All of it
+    /// jailed (`--jail`, in a mount namespace of its own), with a share the guest writes and
+    /// chmods, which the jail does not show.
     @Test func networkVsockAndEntropyReachTheGuestAndItsArgumentsAndStatusComeBack() throws {
         var generator = SplitMix(seed: UInt64.random(in: 1...UInt64.max))
         var payload = Data(count: Self.downloadSize)
@@ -36,8 +38,11 @@ struct NetworkTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let vsockPath = directory.appendingPathComponent("v.sock").path
+        let share = try WorkloadTests.scratch("jailed-share")
+        defer { try? FileManager.default.removeItem(at: share) }
         let echo = try UnixEcho(path: vsockPath + "_5000")
         let script = """
+            echo jailed > /mnt/s/out; chmod 640 /mnt/s/out; \
             vsock-echo serve 6000; vsock-echo send 5000 \(Self.vsockSize); \
             gateway=$(ip route | sed -n 's/^default via \\([0-9.]*\\).*/\\1/p'); echo "gateway=$gateway"; \
             wget -qO- "http://$gateway:\(server.port)/payload" | md5sum | sed 's/ .*/ fetched/'; \
@@ -45,10 +50,14 @@ struct NetworkTests {
             printf '[%s]' "$@"; echo; kill -9 $$
             """
         let hostSide = HostSide()
-        let result = try MicroVMProcess.run(["run", "--net", "passt", "--vsock", vsockPath, "--", "sh", "-c", script,
-                                             "sh", "a  b", "\"quoted\" 'too'", "$HOME", "", "x,y=z"], timeout: 900) { _, output in
+        let result = try MicroVMProcess.run(["run", "--jail", "--net", "passt", "--vsock", vsockPath, "--share", share.path + ":s",
+                                             "--", "sh", "-c", script,
+                                             "sh", "a  b", "\"quoted\" 'too'", "$HOME", "", "x,y=z"], timeout: 900) { process, output in
             let deadline = Date().addingTimeInterval(600)
             while !output().contains("vsock-echo: serving 6000") && Date() < deadline { usleep(100_000) }
+            hostSide.namespaces = ["/proc/\(process.processIdentifier)/ns/mnt", "/proc/self/ns/mnt"].map {
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: $0)) ?? ""
+            }
             hostSide.result = Self.echoThroughGuest(path: vsockPath, port: 6000, size: Self.vsockSize)
         }
         #expect(hostSide.result == "OK", "host to guest: \(hostSide.result)")
@@ -60,6 +69,10 @@ struct NetworkTests {
         #expect(result.lines.contains("\(Self.entropySize) entropy"), "\(result.stdout.suffix(2000))")
         #expect(result.lines.contains("[a  b][\"quoted\" 'too'][$HOME][][x,y=z]"), "\(result.stdout.suffix(1000))")
         #expect(result.status == 137, "stderr: \(result.stderr)\n\(result.stdout.suffix(2000))")
+        #expect(hostSide.namespaces.count == 2 && !hostSide.namespaces[0].isEmpty && hostSide.namespaces[0] != hostSide.namespaces[1],
+                "\(hostSide.namespaces)")
+        #expect(try String(contentsOfFile: share.path + "/out", encoding: .utf8) == "jailed\n")
+        #expect((try FileManager.default.attributesOfItem(atPath: share.path + "/out")[.posixPermissions] as? Int) == 0o640)
     }
 
     /// The guest sends broadcast frames as fast as its kernel takes them to a "passt"
@@ -93,6 +106,8 @@ struct NetworkTests {
 
     final class HostSide: @unchecked Sendable {
         var result = "not run"
+        /// The VM process's mount namespace and the test's.
+        var namespaces: [String] = []
     }
 
     /// Firecracker's host side: CONNECT to the guest's port through PATH, then `size`

@@ -92,4 +92,37 @@ extern const unsigned long CLINUX_TIOCSWINSZ;
 /// opened close-on-exec and not as a controlling terminal, in `*slave`; or -errno.
 int clinux_open_pty(int *slave);
 
+// The jail (Runtime/Jail.swift): namespaces, mounts, capabilities. Each call returns 0 or -errno.
+int clinux_unshare(int flags);
+int clinux_mount(const char *source, const char *target, const char *type, unsigned long flags, const char *data);
+int clinux_umount2(const char *target, int flags);
+int clinux_pivot_root(const char *new_root, const char *put_old);
+int clinux_prctl(int option, unsigned long argument2, unsigned long argument3);
+/// capset(2), version 3, on the calling thread: each set is a mask of 1 << CAP_*.
+int clinux_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable);
+extern const int CLINUX_CLONE_NEWNS;
+extern const int CLINUX_CLONE_NEWUSER;
+extern const unsigned long CLINUX_MS_RDONLY;
+extern const unsigned long CLINUX_MS_NOSUID;
+extern const unsigned long CLINUX_MS_NODEV;
+extern const unsigned long CLINUX_MS_NOEXEC;
+extern const unsigned long CLINUX_MS_REMOUNT;
+extern const unsigned long CLINUX_MS_BIND;
+extern const unsigned long CLINUX_MS_REC;
+extern const unsigned long CLINUX_MS_PRIVATE;
+extern const int CLINUX_MNT_DETACH;
+extern const int CLINUX_PR_SET_NAME;
+extern const int CLINUX_PR_SET_NO_NEW_PRIVS;
+extern const int CLINUX_PR_CAPBSET_DROP;
+extern const int CLINUX_PR_CAP_AMBIENT;
+extern const int CLINUX_PR_CAP_AMBIENT_CLEAR_ALL;
+extern const int CLINUX_CAP_CHOWN;
+extern const int CLINUX_CAP_DAC_OVERRIDE;
+extern const int CLINUX_CAP_DAC_READ_SEARCH;
+extern const int CLINUX_CAP_FOWNER;
+extern const int CLINUX_CAP_FSETID;
+/// fchmodat2(2) (Linux 6.6), which changes a mode with AT_SYMLINK_NOFOLLOW without glibc's
+/// detour through /proc/self/fd (absent in the jail). Returns 0 or -errno (-ENOSYS before 6.6).
+int clinux_fchmodat2(int dirfd, const char *path, unsigned int mode, int flags);
+
 #endif

@@ -423,7 +423,7 @@ public final class NinePServer {
         if valid & S.mode != 0 {
             let isDirectory = try directory.status(file.path).get().st_mode & S_IFMT == S_IFDIR
             let mode = permitted(attributes.mode, directory: isDirectory)
-            try inDirectory(file.path) { Self.check(fchmodat($0, $1, mode, AT_SYMLINK_NOFOLLOW)) }
+            try inDirectory(file.path) { Self.changeMode($0, $1, mode) }
         }
         if valid & (S.uid | S.gid) != 0, setsOwners {
             func host(_ bit: UInt32, _ id: UInt32, _ mappings: [IDMapping]) throws(NinePError) -> UInt32 {
@@ -489,6 +489,14 @@ public final class NinePServer {
 
     private static func check(_ result: Int32) -> Result<Void, NinePError> {
         result == 0 ? .success(()) : .failure(.last)
+    }
+
+    /// fchmodat2 where the kernel has it: glibc's fchmodat with AT_SYMLINK_NOFOLLOW goes
+    /// through /proc/self/fd, which a jailed VM process cannot see.
+    private static func changeMode(_ directory: Int32, _ name: String, _ mode: mode_t) -> Result<Void, NinePError> {
+        let result = clinux_fchmodat2(directory, name, mode, AT_SYMLINK_NOFOLLOW)
+        if result == -ENOSYS { return check(fchmodat(directory, name, mode, AT_SYMLINK_NOFOLLOW)) }
+        return result == 0 ? .success(()) : .failure(NinePError(-result))
     }
 
     /// Runs a vectored call over `buffers`, cut to `limit` bytes in all.
