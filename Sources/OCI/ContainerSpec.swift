@@ -1,5 +1,5 @@
 import Runtime
-import VMM
+import Devices
 
 /// What microvm-oci reads of a bundle's `config.json` (OCI runtime spec 1.x): the
 /// process, the root, the hostname, the mounts, the annotations and whether the
