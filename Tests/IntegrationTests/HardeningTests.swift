@@ -96,11 +96,6 @@ struct HardeningTests {
     }
 }
 
-/// The vmm-probe executable beside microvm (built by `swift build`).
-enum Probe {
-    static let path = MicroVMProcess.executable.deletingLastPathComponent().appendingPathComponent("vmm-probe").path
-}
-
 /// A small seeded generator, so that a failing run can be replayed.
 struct SplitMix {
     var state: UInt64

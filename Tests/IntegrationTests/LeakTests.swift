@@ -6,20 +6,9 @@ import Testing
 @Suite(.enabled(if: KVMHost.isAvailable && GuestImages.haveTestGuest, GuestImages.missingTestGuest))
 struct LeakTests {
     @Test func thousandVMsLeaveNothingBehind() throws {
-        let output = Pipe()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Probe.path)
-        process.arguments = ["cycles", GuestImages.testGuestELF, "50", "1000"]
-        process.standardOutput = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "vmm-probe: \(text)")
         // "fds=N rss_kib=M" after the warm-up, then after the measured VMs.
-        let figures = text.split(separator: "\n").map { line in
-            line.split(separator: " ").compactMap { Int($0.split(separator: "=").last ?? "") }
-        }
-        try #require(figures.count == 2 && figures.allSatisfy { $0.count == 2 }, "vmm-probe printed: \(text)")
+        let figures = try Probe.figures(["cycles", GuestImages.testGuestELF, "50", "1000"])
+        try #require(figures.count == 2 && figures.allSatisfy { $0.count == 2 }, "vmm-probe printed: \(figures)")
         let descriptors = figures[1][0] - figures[0][0]
         let residentPerVM = Double(figures[1][1] - figures[0][1]) / 1000
         print("leaks: after 50 VMs \(figures[0][0]) fds, \(figures[0][1]) KiB RSS; after 1000 more \(figures[1][0]) fds, "

@@ -13,20 +13,9 @@ struct NinePFidMemoryTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("microvm-fids-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let output = Pipe()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Probe.path)
-        process.arguments = ["9p-fids", directory.path]
-        process.standardOutput = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "vmm-probe: \(text)")
         // "fids=N rss_kib=M" with one deep fid, then with every fid deep.
-        let figures = text.split(separator: "\n").map { line in
-            line.split(separator: " ").compactMap { Int($0.split(separator: "=").last ?? "") }
-        }
-        try #require(figures.count == 2 && figures.allSatisfy { $0.count == 2 }, "vmm-probe printed: \(text)")
+        let figures = try Probe.figures(["9p-fids", directory.path])
+        try #require(figures.count == 2 && figures.allSatisfy { $0.count == 2 }, "vmm-probe printed: \(figures)")
         let fids = figures[1][0] - figures[0][0]
         let bytesPerFid = (figures[1][1] - figures[0][1]) * 1024 / max(fids, 1)
         print("9p: \(fids) deep fids took \(figures[1][1] - figures[0][1]) KiB, \(bytesPerFid) bytes each")
