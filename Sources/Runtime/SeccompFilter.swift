@@ -28,8 +28,8 @@ public enum SeccompFilter {
             let shares = ["openat2", "openat", "close", "fstat", "newfstatat", "statx", "fstatfs", "getdents64", "lseek",
                           "fsync", "ftruncate", "mkdirat", "unlinkat", "renameat", "renameat2", "symlinkat", "readlinkat",
                           "linkat", "mknodat", "fchownat", "fchmodat", "fchmodat2", "chmod", "utimensat", "fcntl"]
-            // A guest connecting to the host opens a Unix socket from the notifying vCPU.
-            let vsockCalls = ["socket", "connect", "fcntl", "close", "shutdown"]
+            // The notifying vCPU ends vsock connections and shuts their host sockets' write side.
+            let vsockCalls = ["close", "shutdown"]
             // A profiled vCPU deletes its sampling timer as its loop ends.
             return common + disks + ["timer_delete"] + (sharing ? shares : []) + (vsock ? vsockCalls : [])
         case .eventLoop:
@@ -39,7 +39,8 @@ public enum SeccompFilter {
             // The loop receives and sends frames (passt's socket or a tap), and ends and
             // reaps the passt it started.
             let network = ["sendmsg", "writev", "kill", "wait4"]
-            let vsockCalls = ["recvmsg", "shutdown"]
+            // The loop connects the guest's vsock connections to their host sockets.
+            let vsockCalls = ["recvmsg", "shutdown", "socket", "connect"]
             return common + ["poll", "ppoll", "read", "recvfrom", "accept", "accept4", "fcntl", "close", "unlink", "rt_sigaction"]
                 + (control ? snapshots : []) + (networking ? network : []) + (vsock ? vsockCalls : [])
         }
