@@ -4,6 +4,9 @@
 //       more, and print "fds=A rss_kib=B" after each phase
 //   vmm-probe stop KERNEL CPUS DELAY_US    build a VM of CPUS vCPUs that halts, ask it to stop
 //       DELAY_US microseconds after run() starts, and exit with its status
+//   vmm-probe seccomp-exit FILTER      on a thread under a seccomp filter (vcpu,
+//       vcpu-shares, loop or loop-control), grow a thread arena, free it so that glibc
+//       shrinks its heap, and end the thread; exit 0 if the filter let all of it through
 import Glibc
 import VMM
 
@@ -35,7 +38,9 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count == 5 else { fail("usage: vmm-probe cycles KERNEL WARMUP COUNT | stop KERNEL CPUS DELAY_US") }
+guard arguments.count == 5 || arguments.count == 3 && arguments[1] == "seccomp-exit" else {
+    fail("usage: vmm-probe cycles KERNEL WARMUP COUNT | stop KERNEL CPUS DELAY_US | seccomp-exit FILTER")
+}
 let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
 
 switch arguments[1] {
@@ -69,6 +74,9 @@ case "stop":
     } catch {
         fail("\(error)")
     }
+case "seccomp-exit":
+    guard let filter = SeccompExit.Filter(rawValue: arguments[2]) else { fail("FILTER is vcpu, vcpu-shares, loop or loop-control") }
+    SeccompExit.run(filter) ? exit(0) : fail("the filtered thread could not start or install its filter")
 default:
     fail("unknown mode \(arguments[1])")
 }
