@@ -5,7 +5,9 @@
 // event-loop turn, receive buffers, or a device reset. Host port 0 is a listener that
 // never accepts and whose backlog is full, 1 one that never accepts with room left, 2 no
 // socket at all, all reached through VsockHostSocket as microvm's are. Every step must
-// return (a connect that waits hangs the input: libFuzzer's -timeout reports it); the
+// return: a connect that waits hangs the input, and libFuzzer's -timeout reports it (its
+// alarm, every timeout/2 + 1 s, ends a waiting connect with EINTR, so the seed
+// full-backlog-thrice has three REQUESTs: waiting connects add up past the timeout). The
 // connections stay within the device's limit, and every host socket is closed with its
 // connection.
 import Glibc
