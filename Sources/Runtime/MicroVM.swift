@@ -200,7 +200,7 @@ public final class MicroVM: @unchecked Sendable {
             deviceIO.add(notifier: transmitNotifier) { device.queueNotified(VirtioNet.transmitQueue) }
         }
         if let path = configuration.vsock, let vsockListener {
-            let device = VirtioVsock(listener: vsockListener, connect: { port in UnixSocket.connectNonBlocking(to: "\(path)_\(port)") },
+            let device = VirtioVsock(listener: vsockListener, connect: { port in VsockHostSocket.connect(path, port: port) },
                                      wake: { deviceIO.wakeUp() })
             try slots.add(device)
             deviceIO.add(device)

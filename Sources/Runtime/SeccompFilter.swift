@@ -13,13 +13,19 @@ public enum SeccompFilter {
 
     /// What each kind of thread does once the VM is built (measured with strace over the
     /// integration scenarios), plus the allocator's and the runtime's needs. `ioctl` and
-    /// `mprotect` are not here: they are allowed only with the arguments below. The event
-    /// loop puts the kick signal's previous handler back when the run ends (rt_sigaction).
+    /// `mprotect` are not here: they are allowed only with the arguments below, and
+    /// `openat` fails with EACCES where it is not listed. The event loop puts the kick
+    /// signal's previous handler back when the run ends (rt_sigaction).
     static func allowList(_ kind: ThreadKind, sharing: Bool = false, control: Bool = false, networking: Bool = false,
                           vsock: Bool = false, consoleLog: Bool = false) -> [String] {
-        let common = ["futex", "mmap", "munmap", "madvise", "brk", "write", "sendto",
-                      "rt_sigprocmask", "rt_sigreturn", "tgkill", "getpid", "gettid", "sched_yield",
-                      "clock_gettime", "exit", "exit_group", "getrandom"]
+        // glibc's allocator: heaps grow and shrink (brk, mmap, munmap, madvise; realloc
+        // moves large blocks with mremap), and the first time a thread's arena shrinks
+        // glibc reads /proc/sys/vm/overcommit_memory (malloc/arena.c, shrink_heap): an
+        // openat, a read and a close. A thread ending gives back its stack (madvise,
+        // munmap), blocks signals and calls exit; its joiner waits on a futex.
+        let allocator = ["mmap", "munmap", "madvise", "mremap", "brk", "read", "close"]
+        let threads = ["futex", "rt_sigprocmask", "rt_sigreturn", "exit", "exit_group", "rseq"]
+        let common = allocator + threads + ["write", "sendto", "tgkill", "getpid", "gettid", "sched_yield", "clock_gettime", "getrandom"]
         switch kind {
         case .vcpu:
             // Disk and 9p requests are served on the notifying vCPU's thread; glibc's
@@ -28,8 +34,8 @@ public enum SeccompFilter {
             let shares = ["openat2", "openat", "close", "fstat", "newfstatat", "statx", "fstatfs", "getdents64", "lseek",
                           "fsync", "ftruncate", "mkdirat", "unlinkat", "renameat", "renameat2", "symlinkat", "readlinkat",
                           "linkat", "mknodat", "fchownat", "fchmodat", "fchmodat2", "chmod", "utimensat", "fcntl"]
-            // A guest connecting to the host opens a Unix socket from the notifying vCPU.
-            let vsockCalls = ["socket", "connect", "fcntl", "close", "shutdown"]
+            // The notifying vCPU ends vsock connections and shuts their host sockets' write side.
+            let vsockCalls = ["close", "shutdown"]
             // A profiled vCPU deletes its sampling timer as its loop ends. A console log is
             // written (pwritev), and cut when full, from the vCPU that prints.
             return common + disks + ["timer_delete"] + (sharing ? shares : []) + (vsock ? vsockCalls : [])
@@ -41,7 +47,8 @@ public enum SeccompFilter {
             // The loop receives and sends frames (passt's socket or a tap), and ends and
             // reaps the passt it started.
             let network = ["sendmsg", "writev", "shutdown", "kill", "wait4"]
-            let vsockCalls = ["recvmsg", "shutdown"]
+            // The loop connects the guest's vsock connections to their host sockets.
+            let vsockCalls = ["recvmsg", "shutdown", "socket", "connect"]
             return common + ["poll", "ppoll", "read", "recvfrom", "accept", "accept4", "fcntl", "close", "unlink", "rt_sigaction"]
                 + (control ? snapshots : []) + (networking ? network : []) + (vsock ? vsockCalls : [])
         }
@@ -73,11 +80,20 @@ public enum SeccompFilter {
         installReporter()
         guard let context = seccomp_init(SCMP_ACT_TRAP) else { throw Error(call: "seccomp_init", result: -ENOMEM) }
         defer { seccomp_release(context) }
-        for name in allowList(kind, sharing: sharing, control: control, networking: networking, vsock: vsock, consoleLog: consoleLog) {
+        let allowed = Set(allowList(kind, sharing: sharing, control: control, networking: networking, vsock: vsock, consoleLog: consoleLog))
+        for name in allowed {
             let number = seccomp_syscall_resolve_name(name)
             guard number >= 0 else { continue }
             let result = seccomp_rule_add_array(context, SCMP_ACT_ALLOW, number, 0, nil)
             guard result == 0 else { throw Error(call: "seccomp_rule_add for \(name)", result: result) }
+        }
+        // A thread that opens no files of its own (no shares, no snapshots) is refused
+        // every open rather than killed by one: the only opens it makes are the runtime's
+        // (the allocator's above), which cope with a failure (glibc then shrinks heaps
+        // with madvise), while a kill there would lose the guest's exit status.
+        if !allowed.contains("openat") {
+            let result = seccomp_rule_add_array(context, 0x0005_0000 | UInt32(EACCES), seccomp_syscall_resolve_name("openat"), 0, nil)
+            guard result == 0 else { throw Error(call: "seccomp_rule_add for openat", result: result) }
         }
         for request in ioctlRequests(kind, control: control, networking: networking) {
             // The request is an unsigned long; compare the low 32 bits, where every request number lies.
@@ -93,23 +109,33 @@ public enum SeccompFilter {
         guard result == 0 else { throw Error(call: "seccomp_load", result: result) }
     }
 
+    /// The SIGSYS line's digits, allocated before any filter is installed.
+    private nonisolated(unsafe) static let digits = UnsafeMutablePointer<UInt8>.allocate(capacity: 20)
+
     /// SIGSYS handler: one line with the call number, then exit 128 + SIGSYS. Only
-    /// write and exit_group, both on every list; no allocation.
+    /// write and exit_group, both on every list. Nothing that allocates (no arrays, no
+    /// generic calls whose metadata the runtime would make): the blocked call may come
+    /// from inside malloc, which holds its arena's lock, and an allocation here would
+    /// then wait for ever.
     private static func installReporter() {
+        _ = digits
         var action = sigaction()
         action.sa_flags = SA_SIGINFO
         sigemptyset(&action.sa_mask)
         action.__sigaction_handler.sa_sigaction = { _, info, _ in
-            var message = Array("microvm: seccomp: blocked system call ".utf8)
-            var number = Int(info?.pointee._sifields._sigsys._syscall ?? -1)
-            var digits: [UInt8] = []
+            let prefix: StaticString = "microvm: seccomp: blocked system call "
+            let suffix: StaticString = ", which is not on this thread's allow-list (run with --no-seccomp to compare)\n"
+            var number = 0
+            if let info { number = Int(info.pointee._sifields._sigsys._syscall) }
+            var start = 20
             repeat {
-                digits.append(UInt8(ascii: "0") + UInt8(number % 10))
+                start -= 1
+                SeccompFilter.digits[start] = UInt8(truncatingIfNeeded: 48 + number % 10)
                 number /= 10
-            } while number > 0
-            message += digits.reversed()
-            message += Array(", which is not on this thread's allow-list (run with --no-seccomp to compare)\n".utf8)
-            message.withUnsafeBytes { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            } while number > 0 && start > 0
+            _ = write(STDERR_FILENO, prefix.utf8Start, prefix.utf8CodeUnitCount)
+            _ = write(STDERR_FILENO, SeccompFilter.digits + start, 20 - start)
+            _ = write(STDERR_FILENO, suffix.utf8Start, suffix.utf8CodeUnitCount)
             Terminal.restoreAfterCrash()
             _exit(128 + SIGSYS)
         }

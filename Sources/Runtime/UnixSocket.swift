@@ -46,13 +46,6 @@ public enum UnixSocket {
         return fd
     }
 
-    /// Connects to the socket at `path` and makes the connection non-blocking; nil if it cannot.
-    static func connectNonBlocking(to path: String) -> Int32? {
-        guard let fd = try? connect(to: path) else { return nil }
-        _ = fcntl(fd, F_SETFL, O_NONBLOCK)
-        return fd
-    }
-
     /// Listens at `path` (mode 0600). An existing socket nobody answers on is stale and
     /// replaced; anything else at `path` is refused.
     public static func listen(at path: String) throws(UnixSocket.Error) -> Int32 {

@@ -6,6 +6,9 @@
 //       DELAY_US microseconds after run() starts, and exit with its status
 //   vmm-probe 9p-fids DIRECTORY            serve DIRECTORY (empty) over 9P, make the deepest path
 //       a fid can hold in it, walk every other fid there, and print "fids=N rss_kib=B" before and after
+//   vmm-probe seccomp-exit FILTER      on a thread under a seccomp filter (vcpu,
+//       vcpu-shares, loop or loop-control), grow a thread arena, free it so that glibc
+//       shrinks its heap, and end the thread; exit 0 if the filter let all of it through
 import Glibc
 import VMM
 
@@ -37,8 +40,8 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count == 5 || arguments.count == 3 && arguments[1] == "9p-fids" else {
-    fail("usage: vmm-probe cycles KERNEL WARMUP COUNT | stop KERNEL CPUS DELAY_US | 9p-fids DIRECTORY")
+guard arguments.count == 5 || arguments.count == 3 && ["9p-fids", "seccomp-exit"].contains(arguments[1]) else {
+    fail("usage: vmm-probe cycles KERNEL WARMUP COUNT | stop KERNEL CPUS DELAY_US | 9p-fids DIRECTORY | seccomp-exit FILTER")
 }
 let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
 
@@ -105,6 +108,9 @@ case "9p-fids":
         guard case .walk = server.handle(.walk(fid: 1, newFid: fid, names: ["..", "d"])) else { fail("walk to fid \(fid)") }
     }
     print("fids=\(server.fidCount) rss_kib=\(residentKiB())")
+case "seccomp-exit":
+    guard let filter = SeccompExit.Filter(rawValue: arguments[2]) else { fail("FILTER is vcpu, vcpu-shares, loop or loop-control") }
+    SeccompExit.run(filter) ? exit(0) : fail("the filtered thread could not start or install its filter")
 default:
     fail("unknown mode \(arguments[1])")
 }

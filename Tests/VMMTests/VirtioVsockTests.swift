@@ -1,3 +1,4 @@
+import CLinux
 @testable import Devices
 import Glibc
 @testable import Memory
@@ -14,7 +15,7 @@ import Testing
     let wakes = Counter()
     let listenerPath: String
     /// The host ends of the connections the guest opened, by port.
-    let hostEnds = HostEnds()
+    let hostEnds: HostEnds
     /// Receive chains posted, by head: their buffer's address.
     var receiveBuffers: [UInt16: UInt64] = [:]
     var posted = 0
@@ -25,21 +26,31 @@ import Testing
         var refuse = false
     }
 
+    /// Guest connections reach one end of a socket pair, the other kept in `hostEnds`.
     init() throws {
-        receive = try SimulatedDriver(size: 16, memorySize: 4 << 20)
-        transmit = SimulatedDriver(sharing: receive.memory, size: 16, rings: 0x4000)
-        listenerPath = "/tmp/microvm-vsock-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
-        let listener = try UnixSocket.listen(at: listenerPath)
-        let hostEnds = self.hostEnds
-        let wakes = self.wakes
-        device = VirtioVsock(listener: listener, connect: { port in
+        let hostEnds = HostEnds()
+        try self.init(hostEnds: hostEnds) { port in
             guard !hostEnds.refuse else { return nil }
             var pair: [Int32] = [0, 0]
             guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0 else { return nil }
             _ = fcntl(pair[0], F_SETFL, O_NONBLOCK)
             hostEnds.ends[port] = pair[1]
             return pair[0]
-        }, wake: { wakes.increment() })
+        }
+    }
+
+    /// Guest connections reach the Unix sockets `hostPath`_PORT, as microvm's do.
+    init(hostPath: String) throws {
+        try self.init(hostEnds: HostEnds()) { port in VsockHostSocket.connect(hostPath, port: port) }
+    }
+
+    private init(hostEnds: HostEnds, connect: @escaping @Sendable (UInt32) -> Int32?) throws {
+        receive = try SimulatedDriver(size: 16, memorySize: 4 << 20)
+        transmit = SimulatedDriver(sharing: receive.memory, size: 16, rings: 0x4000)
+        listenerPath = "/tmp/microvm-vsock-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        self.hostEnds = hostEnds
+        let wakes = self.wakes
+        device = VirtioVsock(listener: try UnixSocket.listen(at: listenerPath), connect: connect, wake: { wakes.increment() })
         device.activate(queues: [try receive.queue(), try transmit.queue(), nil], features: 0, interrupt: interrupt)
     }
 
@@ -133,8 +144,9 @@ import Testing
         loopTurn()
         let packets = try guestReceives()
         #expect(packets.map(\.header.operation) == [VsockHeader.Operation.reset.rawValue, VsockHeader.Operation.reset.rawValue])
-        #expect(packets.map(\.header.sourcePort) == [7000, 5000])
-        #expect(packets.map(\.header.destinationPort) == [1234, 99])
+        // The RW's RST is owed at once, the REQUEST's once the loop's connect failed.
+        #expect(packets.map(\.header.sourcePort) == [5000, 7000])
+        #expect(packets.map(\.header.destinationPort) == [99, 1234])
     }
 
     @Test mutating func theHostSendsNoMoreThanTheGuestsCredit() throws {
@@ -261,11 +273,71 @@ import Testing
             device.activate(queues: [nil, transmit, nil], features: 0, interrupt: interrupt)
             try driver.post([(0x10000, UInt32(VsockHeader.size), false)])
             device.queueNotified(1)
+            device.serveReady([:], woken: true)
             #expect(peers.ends.count == 1)
         }
         for peer in peers.ends.values { close(peer) }
         let after = dup(0)
         close(after)
         #expect(after == before)
+    }
+}
+
+/// A guest connecting to a host listener that never accepts, whose backlog is full: the
+/// connect must not wait (it once blocked the vCPU with the device's lock held, and the
+/// VM stopped answering). If it blocked, the test thread would hang: a watchdog fails
+/// the test after 30 s instead.
+@Suite struct VirtioVsockHostBacklogTests {
+    final class Outcome: @unchecked Sendable {
+        var operations: [UInt16] = []
+        var error: (any Error)?
+    }
+
+    @Test func aFullBacklogGetsTheGuestAResetWithoutWaiting() throws {
+        let base = "/tmp/microvm-vsock-backlog-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let hostPath = base + "_5000"
+        defer { unlink(hostPath) }
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = try UnixSocket.address(hostPath)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(bound == 0 && listen(listener, 0) == 0)
+        // Clients that are never accepted, until the next one would have to wait.
+        var clients: [Int32] = []
+        defer { for client in clients { close(client) } }
+        while clients.count < 16 {
+            let client = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            guard connected == 0 else {
+                close(client)
+                break
+            }
+            clients.append(client)
+        }
+        try #require(!clients.isEmpty && clients.count < 16, "the backlog filled")
+
+        let outcome = Outcome()
+        let thread = try NativeThread(name: "vsock-backlog") {
+            do {
+                var bench = try VirtioVsockTests(hostPath: base)
+                defer { unlink(bench.listenerPath) }
+                try bench.postReceiveBuffers(4)
+                try bench.guestSends(.request, to: 5000)
+                bench.loopTurn()
+                outcome.operations = try bench.guestReceives().map(\.header.operation)
+            } catch {
+                outcome.error = error
+            }
+        }
+        guard clinux_timedjoin(thread.handle, 30_000) == 0 else {
+            Issue.record("the guest's REQUEST to a full backlog was still waiting after 30 s")
+            return
+        }
+        #expect(outcome.error == nil)
+        #expect(outcome.operations == [VsockHeader.Operation.reset.rawValue])
     }
 }

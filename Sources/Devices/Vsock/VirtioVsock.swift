@@ -6,14 +6,15 @@ import Synchronization
 /// CID 3, the host CID 2. A host program connects to the listener microvm made at PATH
 /// and writes `CONNECT <port>\n`; once the guest accepts it reads `OK <hostport>\n` and
 /// the stream follows. A guest connecting to CID 2 port P reaches the Unix socket that
-/// `connect(P)` opens (PATH_P). Streams only; a packet for an unknown connection gets
-/// a RST.
+/// `connect(P)` opens (PATH_P, see `VsockHostSocket`). Streams only; a packet for an
+/// unknown connection gets a RST.
 ///
 /// Bounds: at most `maximumConnections` connections; per connection the host holds at
 /// most `bufferAllocation` bytes the guest sent (the credit it was given) and a CONNECT
 /// line of 32 bytes; at most `maximumOwedResets` RSTs wait for receive buffers. Transmit
-/// runs on the notifying vCPU's thread and never blocks; receive and the host sockets
-/// are served by the event loop through `PolledDevice`.
+/// runs on the notifying vCPU's thread and never blocks; receive, the host sockets and
+/// the connects for the guest's REQUESTs are served by the event loop through
+/// `PolledDevice`. No system call that could wait runs under the device's lock.
 public final class VirtioVsock: VirtioDevice, Sendable {
     public static let guestCID: UInt64 = 3
     public static let hostCID: UInt64 = 2
@@ -50,8 +51,9 @@ public final class VirtioVsock: VirtioDevice, Sendable {
 
     /// `listener` is a listening, non-blocking Unix socket for host clients (the device
     /// owns and closes it); `connect(port)` opens a non-blocking connection for a guest
-    /// that connects to the host's `port`, or nil; `wake` asks the event loop to call
-    /// `serveReady`, from any thread.
+    /// that connects to the host's `port`, or nil, without waiting (it is called on the
+    /// event loop's thread, outside the device's lock); `wake` asks the event loop to
+    /// call `serveReady`, from any thread.
     public init(listener: Int32, connect: @escaping @Sendable (UInt32) -> Int32?, wake: @escaping @Sendable () -> Void) {
         self.listener = listener
         self.connect = connect
@@ -61,7 +63,7 @@ public final class VirtioVsock: VirtioDevice, Sendable {
     deinit {
         close(listener)
         state.withLock { state in
-            for connection in state.connections { close(connection.fd) }
+            for connection in state.connections { connection.closeHost() }
         }
     }
 
@@ -85,7 +87,7 @@ public final class VirtioVsock: VirtioDevice, Sendable {
             state.receive = ServedQueue()
             state.transmit = ServedQueue()
             // The driver forgot every connection: so does the device.
-            for connection in state.connections { close(connection.fd) }
+            for connection in state.connections { connection.closeHost() }
             state.connections = []
             state.owedResets = []
         }
@@ -173,6 +175,11 @@ public final class VirtioVsock: VirtioDevice, Sendable {
         case .creditRequest:
             state.connections[index].owed.insert(.creditUpdate)
         case .shutdown:
+            guard state.connections[index].state != .hostConnecting else {
+                // Nothing was established to shut down.
+                drop(index, resetting: true, &state)
+                return
+            }
             if header.flags & VsockHeader.shutdownSend != 0 {
                 state.connections[index].guestFinishedSending = true
                 guard state.connections[index].flushPending() else {
@@ -191,16 +198,17 @@ public final class VirtioVsock: VirtioDevice, Sendable {
         }
     }
 
-    /// A guest connecting to the host's port: the Unix socket PATH_port, or a RST.
+    /// A guest connecting to the host's port: the event loop connects to the Unix socket
+    /// PATH_port (`connectWaiting`), and the guest then gets a RESPONSE or a RST. Not here:
+    /// this runs on a vCPU's thread under the lock, where nothing may wait.
     private func accept(_ header: VsockHeader, _ state: inout State) {
-        guard state.connections.count < Self.maximumConnections, let fd = connect(header.destinationPort) else {
+        guard state.connections.count < Self.maximumConnections else {
             owe(resetFor: header, &state)
             return
         }
-        var connection = VsockConnection(fd: fd, localPort: header.destinationPort, peerPort: header.sourcePort, state: .established)
+        var connection = VsockConnection(fd: -1, localPort: header.destinationPort, peerPort: header.sourcePort, state: .hostConnecting)
         connection.peerBufferAllocation = header.bufferAllocation
         connection.peerForwardCount = header.forwardCount
-        connection.owed = .response
         state.connections.append(connection)
     }
 
@@ -217,7 +225,7 @@ public final class VirtioVsock: VirtioDevice, Sendable {
     /// Ends a connection: closes the host socket, and owes the guest a RST if asked.
     private func drop(_ index: Int, resetting: Bool, _ state: inout State) {
         let connection = state.connections.remove(at: index)
-        close(connection.fd)
+        connection.closeHost()
         if resetting { oweReset(host: connection.localPort, guest: connection.peerPort, &state) }
     }
 }
@@ -234,7 +242,7 @@ extension VirtioVsock: PolledDevice {
                 case .established, .closing:
                     if !connection.hostReadable && !connection.hostFinished && connection.peerCredit > 0 && !state.starved { events |= POLLIN }
                     if !connection.pendingToHost.isEmpty { events |= POLLOUT }
-                case .connecting:
+                case .connecting, .hostConnecting:
                     break
                 }
                 if events != 0 { requests.append(pollfd(fd: connection.fd, events: Int16(events), revents: 0)) }
@@ -244,6 +252,7 @@ extension VirtioVsock: PolledDevice {
     }
 
     public func serveReady(_ ready: [Int32: Int16], woken: Bool) {
+        connectWaiting()
         let signal = state.withLock { state -> (@Sendable () -> Void)? in
             if ready[listener] != nil { acceptHostClients(&state) }
             var index = 0
@@ -270,6 +279,35 @@ extension VirtioVsock: PolledDevice {
             return pumpReceive(&state)
         }
         signal?()
+    }
+
+    /// Connects the guest's waiting REQUESTs to their host sockets, with the lock released
+    /// across the connects: a vCPU notifying meanwhile is never held up by them. What the
+    /// guest did in between wins: a connection it reset (or a device reset) closes the
+    /// socket just opened for it.
+    private func connectWaiting() {
+        let waiting = state.withLock { state in
+            state.connections.filter { $0.state == .hostConnecting }.map { (local: $0.localPort, peer: $0.peerPort) }
+        }
+        guard !waiting.isEmpty else { return }
+        let opened = waiting.map { (ports: $0, fd: connect($0.local)) }
+        state.withLock { state in
+            for (ports, fd) in opened {
+                guard let index = state.connections.firstIndex(where: {
+                    $0.state == .hostConnecting && $0.localPort == ports.local && $0.peerPort == ports.peer
+                }) else {
+                    if let fd { close(fd) }
+                    continue
+                }
+                guard let fd else {
+                    drop(index, resetting: true, &state)
+                    continue
+                }
+                state.connections[index].fd = fd
+                state.connections[index].state = .established
+                state.connections[index].owed.insert(.response)
+            }
+        }
     }
 
     /// Takes the host clients waiting at the listener; beyond the limit, closes them at once.
@@ -351,6 +389,8 @@ extension VirtioVsock: PolledDevice {
 
     /// Sends a connection's control packets, in protocol order; a RST ends the connection.
     private func sendOwed(_ index: Int, in queue: Virtqueue, _ state: inout State) throws(VirtqueueError) -> Bool {
+        // A credit update the guest asked for waits for the RESPONSE, which waits for the connect.
+        guard state.connections[index].state != .hostConnecting else { return false }
         var sent = false
         let order: [(VsockConnection.Owed, VsockHeader.Operation)] = [
             (.request, .request), (.response, .response), (.creditUpdate, .creditUpdate), (.reset, .reset),

@@ -8,6 +8,9 @@ struct VsockConnection {
     enum State: Equatable {
         /// A host client connected to the listener and has not yet sent `CONNECT <port>\n`.
         case awaitingConnectLine
+        /// The guest sent a REQUEST; the event loop has yet to connect to the host's
+        /// socket (`fd` is -1 until it has).
+        case hostConnecting
         /// The guest was sent (or will be sent) a REQUEST and has not answered.
         case connecting
         case established
@@ -24,7 +27,7 @@ struct VsockConnection {
         static let reset = Owed(rawValue: 8)
     }
 
-    let fd: Int32
+    var fd: Int32
     /// The host side's port (the port the guest connected to, or one microvm chose).
     var localPort: UInt32
     /// The guest side's port.
@@ -103,6 +106,11 @@ struct VsockConnection {
         }
         if guestFinishedSending { shutdown(fd, Int32(SHUT_WR)) }
         return true
+    }
+
+    /// Closes the host socket, if the connection has one yet.
+    func closeHost() {
+        if fd >= 0 { close(fd) }
     }
 
     /// Whether the guest should hear that its credit grew: a quarter of the buffer was
