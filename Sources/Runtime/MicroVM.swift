@@ -17,6 +17,8 @@ public final class MicroVM: @unchecked Sendable {
     let hypervisor: Hypervisor
     let vm: VirtualMachine
     let memory: GuestMemory
+    /// A restored VM's memory file, held open (and leased) while the guest runs on it.
+    let memoryFile: MemoryFile?
     let cpus: [VirtualCPU]
     let ioBus = Bus()
     let mmioBus = Bus()
@@ -45,7 +47,7 @@ public final class MicroVM: @unchecked Sendable {
 
     /// Builds the VM, from a kernel or, with `restoring`, from a snapshot and its memory file.
     init(_ configuration: VMConfiguration, profile: HostProfile, events: BootEvents,
-         restoring: (snapshot: VMSnapshot, memory: Int32)?) throws {
+         restoring: (snapshot: VMSnapshot, memory: MemoryFile)?) throws {
         self.configuration = configuration
         self.profile = profile
         self.events = events
@@ -110,11 +112,8 @@ public final class MicroVM: @unchecked Sendable {
         try vm.createInterruptController()
         try vm.createProgrammableIntervalTimer()
         events.reached(\.kvm)
-        memory = if let restoring {
-            try GuestMemory(size: configuration.memorySize, privatelyMapping: restoring.memory)
-        } else {
-            try GuestMemory(size: configuration.memorySize)
-        }
+        memoryFile = restoring?.memory
+        memory = try restoring?.memory.map() ?? GuestMemory(size: configuration.memorySize)
         try vm.map(memory)
         events.reached(\.memory)
 
