@@ -59,6 +59,13 @@ enum MemoryFileGuard {
                 install(SIGIO, leaseHandler, flags: SA_SIGINFO)
                 registry.installed = true
             }
+            // A mask inherited from whoever started microvm must not hold the lease break back;
+            // the VM's threads, started later, inherit this one.
+            var signals = sigset_t()
+            sigemptyset(&signals)
+            sigaddset(&signals, SIGIO)
+            sigaddset(&signals, SIGBUS)
+            pthread_sigmask(SIG_UNBLOCK, &signals, nil)
             _ = active.bitwiseOr(1 << UInt32(index), ordering: .releasing)
             return index
         }
