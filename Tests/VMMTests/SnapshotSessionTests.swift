@@ -143,6 +143,41 @@ import Testing
     }
 }
 
+/// The guard's SIGBUS handler, in a child forked after the mapping was made and the file
+/// truncated: the child's first read of a page past the end must end it with the line and
+/// status 1, not a crash. The child runs only a load, dup2 and what the handler does.
+@Suite struct MemoryFileGuardTests {
+    @Test func aReadOfGuestMemoryPastTheShrunkFileEndsWithOneLine() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/vm.snap.mem"
+        directory.write("vm.snap.mem", String(repeating: "m", count: 2 << 20))
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        defer { close(fd) }
+        let memory = try GuestMemory(size: 2 << 20, privatelyMapping: fd)
+        let watch = try #require(MemoryFileGuard.watch(fd: fd, path: path, memory: memory))
+        defer { MemoryFileGuard.release(watch) }
+        #expect(MemoryFileGuard.shrunkMessage(for: memory) == MemoryFileGuard.shrunk(path))
+        #expect(truncate(path, 0) == 0)
+        var pipe: [Int32] = [0, 0]
+        #expect(Glibc.pipe(&pipe) == 0)
+        let page = UnsafeRawPointer(memory.regions[0].host + (1 << 20))
+        let child = fork()
+        if child == 0 {
+            dup2(pipe[1], STDERR_FILENO)
+            _ = page.load(as: UInt8.self)
+            _exit(3)
+        }
+        close(pipe[1])
+        var status: Int32 = 0
+        #expect(waitpid(child, &status, 0) == child)
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        let count = read(pipe[0], &buffer, buffer.count)
+        close(pipe[0])
+        #expect(status & 0x7f == 0 && (status >> 8) & 0xff == 1, "wait status \(status)")
+        #expect(String(decoding: buffer.prefix(max(0, count)), as: UTF8.self) == "microvm: \(MemoryFileGuard.shrunk(path))\n")
+    }
+}
+
 private extension String {
     func replacingSuffix(_ suffix: String) -> String {
         hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
