@@ -47,9 +47,13 @@ final class MemoryFile {
     }
 
     /// Guest RAM mapped privately from the file, watched from now on.
-    func map() throws(GuestMemoryError) -> GuestMemory {
+    func map() throws -> GuestMemory {
         let memory = try GuestMemory(size: size, privatelyMapping: fd)
-        watch = MemoryFileGuard.watch(fd: fd, path: path, memory: memory)
+        // Unwatched, a lease break would go unanswered and the change land after the kernel's wait.
+        guard let watch = MemoryFileGuard.watch(fd: fd, path: path, memory: memory) else {
+            throw SnapshotError.memoryFile(path: path, reason: "this process already runs \(MemoryFileGuard.capacity) restored VMs")
+        }
+        self.watch = watch
         return memory
     }
 }

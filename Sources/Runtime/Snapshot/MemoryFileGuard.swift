@@ -18,7 +18,7 @@ enum MemoryFileGuard {
         var leaseLength = 0
     }
 
-    private static let capacity = 8
+    static let capacity = 8
     private static let messageCapacity = 4608
     /// Guest RAM has at most two regions (below and above the 32-bit MMIO gap).
     private static let maximumRegions = 2
@@ -37,7 +37,7 @@ enum MemoryFileGuard {
     private static let registration = Mutex(Registry())
 
     /// Watches `memory`, mapped from the memory file `path` open at `fd`; returns the slot
-    /// to give `release`, or nil when every slot is taken (the VM then runs unwatched).
+    /// to give `release`, or nil when every slot is taken.
     static func watch(fd: Int32, path: String, memory: GuestMemory) -> Int? {
         guard memory.regions.count <= maximumRegions else { return nil }
         return registration.withLock { registry -> Int? in
