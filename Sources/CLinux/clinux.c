@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 const int CLINUX_F_SETPIPE_SZ = F_SETPIPE_SZ;
+const int CLINUX_F_SETLEASE = F_SETLEASE;
+const int CLINUX_F_SETSIG = F_SETSIG;
 
 int clinux_ioctl_ptr(int fd, unsigned long request, void *arg) {
     int result = ioctl(fd, request, arg);

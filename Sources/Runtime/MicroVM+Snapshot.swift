@@ -8,8 +8,13 @@ import Memory
 /// Pausing, snapshots and restoring (docs/snapshots.md). Everything here runs on the
 /// event loop's thread, which is the only one that answers the control socket.
 extension MicroVM {
-    /// How a restored VM's console is connected; the rest comes from the snapshot.
+    /// What a restored VM binds on this host: the disks and shares behind the saved devices
+    /// (a snapshot names no host path), its console and its control socket.
     public struct RestoreOptions: Sendable {
+        /// In the order the snapshot's VM had them: the Nth is /dev/vd(a+N).
+        public var disks: [VMConfiguration.Disk]
+        /// Matched to the saved shares by tag.
+        public var shares: [VMConfiguration.Share]
         public var consoleSocket: String?
         public var consoleOutput: Int32
         public var consoleLog: String?
@@ -18,9 +23,12 @@ extension MicroVM {
         public var seccomp: Bool
         public var controlSocket: String?
 
-        public init(consoleSocket: String? = nil, consoleOutput: Int32 = STDOUT_FILENO, consoleLog: String? = nil,
-                    consoleLogLimit: UInt64 = VMConfiguration.defaultConsoleLogLimit,
-                    consoleInput: Bool = true, seccomp: Bool = false, controlSocket: String? = nil) {
+        public init(disks: [VMConfiguration.Disk] = [], shares: [VMConfiguration.Share] = [], consoleSocket: String? = nil,
+                    consoleOutput: Int32 = STDOUT_FILENO, consoleLog: String? = nil,
+                    consoleLogLimit: UInt64 = VMConfiguration.defaultConsoleLogLimit, consoleInput: Bool = true,
+                    seccomp: Bool = false, controlSocket: String? = nil) {
+            self.disks = disks
+            self.shares = shares
             self.consoleSocket = consoleSocket
             self.consoleOutput = consoleOutput
             self.consoleLog = consoleLog
@@ -31,34 +39,33 @@ extension MicroVM {
         }
     }
 
-    /// Builds a VM from the snapshot at `path` (and its memory file beside it), ready to
-    /// `run()` from where it was saved. Refuses a damaged snapshot, disks that changed
-    /// since, and (once KVM is open, in `init`) a snapshot from another host's CPU.
+    /// Builds a VM from the snapshot at `path` (and its memory file `path.mem`), ready to
+    /// `run()` from where it was saved. Refuses a damaged snapshot, disks and shares that do
+    /// not match the saved ones or changed since, and (once KVM is open, in `init`) a
+    /// snapshot from another host's CPU.
     public static func restore(from path: String, options: RestoreOptions, profile: HostProfile = .current,
                                events: BootEvents = BootEvents()) throws -> MicroVM {
-        let snapshot = try VMSnapshot(SnapshotFile.decode(try readFile(path)))
-        for disk in snapshot.disks {
+        let snapshot = try VMSnapshot(SnapshotFile.decode(try readStateFile(path)))
+        let (disks, shares) = try snapshot.session(disks: options.disks, shares: options.shares)
+        for (saved, disk) in zip(snapshot.disks, disks) {
             var status = stat()
             guard stat(disk.path, &status) == 0 else { throw SnapshotError.diskChanged(path: disk.path, reason: "it cannot be found") }
-            guard UInt64(status.st_size) == disk.size else {
-                throw SnapshotError.diskChanged(path: disk.path, reason: "its size is \(status.st_size) bytes, not \(disk.size)")
+            guard UInt64(clamping: status.st_size) == saved.size else {
+                throw SnapshotError.diskChanged(path: disk.path, reason: "its size is \(status.st_size) bytes, not \(saved.size)")
             }
-            guard Int64(status.st_mtim.tv_sec) == disk.modified, Int64(status.st_mtim.tv_nsec) == disk.modifiedNanoseconds else {
+            guard Int64(status.st_mtim.tv_sec) == saved.modified, Int64(status.st_mtim.tv_nsec) == saved.modifiedNanoseconds else {
                 throw SnapshotError.diskChanged(path: disk.path, reason: "it was modified after the snapshot")
             }
         }
-        let memoryPath = directory(of: path) + "/" + snapshot.memoryFile
-        let memory = open(memoryPath, O_RDONLY | O_CLOEXEC)
-        guard memory >= 0 else { throw SnapshotError.file(path: memoryPath, action: "open the memory file", errno: errno) }
-        // The mapping keeps the file; the descriptor is not needed after it.
-        defer { close(memory) }
+        let memory = try MemoryFile(path: memoryPath(for: path), size: snapshot.memorySize)
+        // No kernel is loaded: the guest's is in its memory.
         let configuration = VMConfiguration(
-            kernel: snapshot.kernel, commandLine: KernelCommandLine(snapshot.commandLine), memorySize: snapshot.memorySize,
+            kernel: "", commandLine: KernelCommandLine(snapshot.commandLine), memorySize: snapshot.memorySize,
             vcpuCount: snapshot.vcpuCount, console: snapshot.console, consoleSocket: options.consoleSocket,
             consoleOutput: options.consoleOutput, consoleLog: options.consoleLog,
             consoleLogLimit: options.consoleLogLimit, consoleInput: options.consoleInput,
-            disks: snapshot.disks.map { VMConfiguration.Disk(path: $0.path, readOnly: $0.readOnly) }, shares: snapshot.shares,
-            seccomp: options.seccomp, controlSocket: options.controlSocket, acpi: snapshot.acpi, entropy: snapshot.entropy)
+            disks: disks, shares: shares, seccomp: options.seccomp, controlSocket: options.controlSocket, acpi: snapshot.acpi,
+            entropy: snapshot.entropy)
         return try MicroVM(configuration, profile: profile, events: events, restoring: (snapshot, memory))
     }
 
@@ -74,18 +81,7 @@ extension MicroVM {
                 throw SnapshotError.state("vCPU \(cpu.id): \(error.description)")
             }
         }
-        guard snapshot.devices.count == devices.count else {
-            throw SnapshotError.malformed("\(snapshot.devices.count) device states for \(devices.count) devices")
-        }
-        for (device, state) in zip(devices, snapshot.devices) {
-            var reader = StateReader(state)
-            do throws(StateError) {
-                try device.restoreState(from: &reader)
-                try reader.finish("device state")
-            } catch {
-                throw SnapshotError.malformed(error.description)
-            }
-        }
+        try restoreStates(snapshot.devices, into: devices)
         return cpus
     }
 
@@ -151,103 +147,67 @@ extension MicroVM {
 
     static func memoryPath(for path: String) -> String { path + ".mem" }
 
-    /// Writes the paused VM to `path` and `path.mem`, each first under a temporary name
-    /// and then renamed: a VM restored from an older snapshot at the same path keeps
-    /// mapping the file it opened. Returns the state file's size.
+    /// Writes the paused VM to `path` and `path.mem` (`SnapshotOutput`), neither of which
+    /// may be a file the VM runs from. Returns the state file's size.
     func snapshot(to path: String) throws(SnapshotError) -> Int {
         guard configuration.network == nil, configuration.vsock == nil else { throw .networkDevice }
         let memoryPath = Self.memoryPath(for: path)
-        let msrIndices: [UInt32]
+        try refuseInputs(path)
+        try refuseInputs(memoryPath)
         let state: VMSnapshot
         do throws(KVMError) {
-            msrIndices = try hypervisor.savedMSRIndices()
+            let msrIndices = try hypervisor.savedMSRIndices()
             let cpuStates = try cpus.map { cpu throws(KVMError) in try cpu.saveState(msrIndices: msrIndices) }
-            let disks = self.disks.map { disk in
-                let status = disk.status()
-                return VMSnapshot.Disk(path: disk.path, readOnly: disk.isReadOnly, size: UInt64(status.st_size),
-                                       modified: Int64(status.st_mtim.tv_sec), modifiedNanoseconds: Int64(status.st_mtim.tv_nsec))
-            }
+            let saved = VMSnapshot.savedDevices(configuration, diskStatus: disks.map { $0.status() })
             state = VMSnapshot(
-                memorySize: configuration.memorySize, vcpuCount: cpus.count, console: configuration.console, disks: disks,
-                shares: configuration.shares, acpi: configuration.acpi, entropy: configuration.entropy, kernel: configuration.kernel, commandLine: configuration.commandLine.text,
-                hostCPU: VMSnapshot.hostFingerprint(try hypervisor.supportedCPUID()),
-                memoryFile: Self.baseName(memoryPath), vm: try vm.saveState(), cpus: cpuStates,
-                devices: devices.map { device in
-                    var writer = StateWriter()
-                    device.saveState(into: &writer)
-                    return writer.bytes
-                },
-                exitStatus: reported.value)
+                memorySize: configuration.memorySize, vcpuCount: cpus.count, console: configuration.console, disks: saved.disks,
+                shares: saved.shares, acpi: configuration.acpi,
+                entropy: configuration.entropy, commandLine: configuration.commandLine.text,
+                hostCPU: VMSnapshot.hostFingerprint(try hypervisor.supportedCPUID()), vm: try vm.saveState(), cpus: cpuStates,
+                devices: Self.savedStates(devices), exitStatus: reported.value)
         } catch {
             throw .state("saving KVM state: \(error.description)")
         }
-        try Self.replace(memoryPath) { fd throws(SnapshotError) in
+        // Both temporaries first: a leftover of either refuses the snapshot before anything is replaced.
+        let memoryOutput = try SnapshotOutput(memoryPath)
+        let stateOutput = try SnapshotOutput(path)
+        try memoryOutput.write { fd throws(SnapshotError) in
             do throws(GuestMemoryError) {
                 try memory.save(to: fd)
             } catch {
-                throw .file(path: memoryPath, action: "write", errno: EIO)
+                if case .saveFailed(let code) = error { throw .file(path: memoryOutput.temporary, action: "write", errno: code) }
+                throw .file(path: memoryOutput.temporary, action: "write", errno: EIO)
             }
         }
         let bytes = state.file.encoded()
-        try Self.replace(path) { fd throws(SnapshotError) in
-            var written = 0
-            while written < bytes.count {
-                let result = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-                if result < 0 && errno == EINTR { continue }
-                guard result > 0 else { throw .file(path: path, action: "write", errno: errno) }
-                written += result
-            }
-        }
+        try stateOutput.write(bytes)
+        try memoryOutput.commit()
+        try stateOutput.commit()
         return bytes.count
     }
 
-    /// Writes a new file with `body` under a temporary name beside `path`, then renames it over `path`.
-    private static func replace(_ path: String, _ body: (Int32) throws(SnapshotError) -> Void) throws(SnapshotError) {
-        let temporary = path + ".partial"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .file(path: temporary, action: "create", errno: errno) }
-        do throws(SnapshotError) {
-            try body(fd)
-            guard fsync(fd) == 0 else { throw .file(path: temporary, action: "sync", errno: errno) }
-        } catch {
-            close(fd)
-            unlink(temporary)
-            throw error
-        }
-        close(fd)
-        guard rename(temporary, path) == 0 else {
-            let error = errno
-            unlink(temporary)
-            throw .file(path: path, action: "rename \(temporary) to", errno: error)
-        }
+    /// Refuses `path` when it is the kernel, an initrd or a disk of this VM (the same device
+    /// and inode, whatever the name): renaming a snapshot over it would destroy it.
+    private func refuseInputs(_ path: String) throws(SnapshotError) {
+        guard let target = InputFile.Identity.of(path) else { return }
+        if let input = inputs.first(where: { $0.identity == target }) { throw .replacesInput(path: path, input: input.role) }
     }
 
-    private static func readFile(_ path: String) throws(SnapshotError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .file(path: path, action: "open", errno: errno) }
-        defer { close(fd) }
-        var status = stat()
-        guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { throw .notASnapshot }
+    /// The state file's bytes: a regular file (opened without blocking, so a FIFO is refused,
+    /// not waited on) of a size a snapshot can have.
+    private static func readStateFile(_ path: String) throws -> [UInt8] {
+        let file = try InputFile(path, kinds: .regular)
         // The state is small (its sections are bounded); a huge file is not a snapshot.
-        guard status.st_size <= off_t(SnapshotFile.maximumSectionLength * 4) else { throw .notASnapshot }
-        var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
+        guard file.status.st_size <= off_t(SnapshotFile.maximumSectionLength * 4) else { throw SnapshotError.notASnapshot }
+        var bytes = [UInt8](repeating: 0, count: Int(file.status.st_size))
         var done = 0
         while done < bytes.count {
-            let result = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
+            let result = bytes.withUnsafeMutableBytes { read(file.fd, $0.baseAddress! + done, $0.count - done) }
             if result < 0 && errno == EINTR { continue }
-            guard result > 0 else { throw result == 0 ? .truncated : .file(path: path, action: "read", errno: errno) }
+            guard result > 0 else { throw result == 0 ? SnapshotError.truncated : SnapshotError.file(path: path, action: "read", errno: errno) }
             done += result
         }
         return bytes
-    }
-
-    private static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
-    }
-
-    private static func baseName(_ path: String) -> String {
-        path.lastIndex(of: "/").map { String(path[path.index(after: $0)...]) } ?? path
     }
 
     private static func now() -> UInt64 {

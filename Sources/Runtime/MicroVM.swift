@@ -17,6 +17,8 @@ public final class MicroVM: @unchecked Sendable {
     let hypervisor: Hypervisor
     let vm: VirtualMachine
     let memory: GuestMemory
+    /// A restored VM's memory file, held open (and leased) while the guest runs on it.
+    let memoryFile: MemoryFile?
     let cpus: [VirtualCPU]
     let ioBus = Bus()
     let mmioBus = Bus()
@@ -29,6 +31,9 @@ public final class MicroVM: @unchecked Sendable {
     let deviceIO: DeviceIO
     /// The disks' files, in the configuration's order.
     let disks: [DiskFile]
+    /// What the VM runs from, by identity, taken while the build could reach every path (a
+    /// jail hides them later): no snapshot is written over one of these.
+    let inputs: [(role: String, identity: InputFile.Identity)]
     /// passt, when microvm started it for the network device.
     private let passt: PasstProcess?
     private let events: BootEvents
@@ -47,7 +52,7 @@ public final class MicroVM: @unchecked Sendable {
 
     /// Builds the VM, from a kernel or, with `restoring`, from a snapshot and its memory file.
     init(_ configuration: VMConfiguration, profile: HostProfile, events: BootEvents,
-         restoring: (snapshot: VMSnapshot, memory: Int32)?) throws {
+         restoring: (snapshot: VMSnapshot, memory: MemoryFile)?) throws {
         self.configuration = configuration
         self.profile = profile
         self.events = events
@@ -78,6 +83,10 @@ public final class MicroVM: @unchecked Sendable {
         }
         let disks = try configuration.disks.map { disk throws(DiskFile.Error) in try DiskFile(path: disk.path, readOnly: disk.readOnly) }
         self.disks = disks
+        let images = [("the kernel", configuration.kernel)] + (configuration.initrd.map { [("the initrd", $0)] } ?? [])
+            + configuration.appendedInitrds.map { ("an initrd", $0) } + [restoring?.memory.path].compactMap { $0 }.map { ("the memory file", $0) }
+        inputs = images.compactMap { role, path in InputFile.Identity.of(path).map { (role, $0) } }
+            + disks.enumerated().map { ("disk \($0.offset)", InputFile.Identity($0.element.status())) }
         try Self.checkTags(configuration.shares)
         let shares = try configuration.shares.map { share throws(SharedDirectory.Error) in
             (share.tag, try SharedDirectory(path: share.path, readOnly: share.readOnly, keepsSetID: share.keepsSetID,
@@ -123,11 +132,8 @@ public final class MicroVM: @unchecked Sendable {
         try vm.createInterruptController()
         try vm.createProgrammableIntervalTimer()
         events.reached(\.kvm)
-        memory = if let restoring {
-            try GuestMemory(size: configuration.memorySize, privatelyMapping: restoring.memory)
-        } else {
-            try GuestMemory(size: configuration.memorySize)
-        }
+        memoryFile = restoring?.memory
+        memory = try restoring?.memory.map() ?? GuestMemory(size: configuration.memorySize)
         try vm.map(memory)
         events.reached(\.memory)
 

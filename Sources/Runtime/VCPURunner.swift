@@ -59,7 +59,14 @@ package final class VCPURunner<CPU: GuestCPU>: @unchecked Sendable {
                 }
                 try cpu.run { exit in handle(exit) }
             } catch {
-                control.stop(.vmmError("vCPU \(cpu.id): \(error.description)"))
+                // A restored guest touching its memory after the memory file shrank: KVM
+                // cannot fault the page in and says EFAULT.
+                if case .ioctlFailed("KVM_RUN", let code) = error, code.rawValue == EFAULT,
+                   let message = MemoryFileGuard.shrunkMessage(for: memory) {
+                    control.stop(.vmmError(message))
+                } else {
+                    control.stop(.vmmError("vCPU \(cpu.id): \(error.description)"))
+                }
                 return
             }
         }

@@ -9,7 +9,9 @@ struct ControlCommand: ParsableCommand {
         abstract: "Pause, resume, snapshot, stop or query a VM started with --api-socket.",
         discussion: """
             Prints the VM's answer (one JSON object) on standard output; exits 1 when the VM refused the request.
-            `snapshot PATH` writes PATH and PATH.mem, which `microvm restore PATH` starts again.
+            `snapshot PATH` writes PATH and PATH.mem, which `microvm restore PATH` starts again; it refuses \
+            a PATH or PATH.mem that is the VM's kernel, initrd or a disk, and anything already at \
+            PATH.partial or PATH.mem.partial.
             """
     )
 

@@ -9,13 +9,20 @@ struct RestoreCommand: ParsableCommand {
         abstract: "Start a VM from a snapshot, where it was when the snapshot was taken.",
         discussion: """
             Reads PATH and guest memory from PATH.mem, mapped copy-on-write: VMs restored from one snapshot \
-            share the pages none of them changed. The disks and shared directories must be where they were; \
-            a disk that changed since is refused.
+            share the pages none of them changed. Snapshots are trusted input (they hold guest memory and CPU \
+            state) and name no host file: give the VM's disks again with --disk, in their order, and its shares \
+            with --share, by tag (the VM's 9p root is --share DIR:microvm-root). A disk that changed since is refused.
             """
     )
 
     @Argument(help: ArgumentHelp("The snapshot written by `microvm ctl SOCKET snapshot PATH`.", valueName: "path"))
     var snapshot: String
+
+    @Option(help: ArgumentHelp("The snapshot's next disk (/dev/vda, /dev/vdb, …), read-only with ,ro as when it was attached. Repeatable.", valueName: "path[,ro]"))
+    var disk: [String] = []
+
+    @Option(help: ArgumentHelp("The directory behind the snapshot's share TAG, read-only with ,ro as when it was shared. Repeatable.", valueName: "dir:tag[,ro]"))
+    var share: [String] = []
 
     @OptionGroup var session: SessionOptions
 
@@ -26,7 +33,9 @@ struct RestoreCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let events = BootEvents(marker: nil, onFirstOutput: nil)
         do {
-            let options = MicroVM.RestoreOptions(consoleSocket: session.consoleSocket, consoleLog: session.consoleLog,
+            let options = MicroVM.RestoreOptions(disks: disk.map(RunCommand.parseDisk),
+                                                 shares: try share.map { try RunCommand.parseShare($0, allowingRootTag: true) },
+                                                 consoleSocket: session.consoleSocket, consoleLog: session.consoleLog,
                                                  consoleLogLimit: try session.consoleLogLimit(),
                                                  seccomp: !session.noSeccomp, controlSocket: session.apiSocket)
             // Before the restore: a share's open files are opened again while the VM is built.

@@ -112,7 +112,7 @@ struct RunCommand: ParsableCommand {
             if !session.quiet { report("booting the default guest: \(guest.kernel) with \(guest.initrd)") }
         }
         var disks = disk.map(Self.parseDisk)
-        var shares = try share.map(Self.parseShare)
+        var shares = try share.map { try Self.parseShare($0) }
         if let rootfs {
             let root = Self.parseDisk(rootfs)
             if rootfsMode == .share, RootFilesystem.isDirectory(root.path) {
@@ -218,8 +218,9 @@ extension RunCommand {
     }
 
     /// `DIR`, `DIR:TAG`, either with `,ro` and `,suid` (in either order). The tag defaults
-    /// to the directory's last name.
-    static func parseShare(_ argument: String) throws -> VMConfiguration.Share {
+    /// to the directory's last name. The root share's tag is `--rootfs`'s own, except for a
+    /// restore, which binds it again.
+    static func parseShare(_ argument: String, allowingRootTag: Bool = false) throws -> VMConfiguration.Share {
         var text = Substring(argument)
         var readOnly = false
         var keepsSetID = false
@@ -245,7 +246,7 @@ extension RunCommand {
         guard let tag = tag ?? (name.isEmpty ? nil : name) else {
             throw BadArgument(description: "--share \(argument): give the share a tag with DIR:TAG")
         }
-        guard tag != VMConfiguration.Share.rootTag else {
+        guard tag != VMConfiguration.Share.rootTag || allowingRootTag else {
             throw BadArgument(description: "--share \(argument): the tag \(tag) is reserved for --rootfs")
         }
         return VMConfiguration.Share(path: path, tag: tag, readOnly: readOnly, keepsSetID: keepsSetID)

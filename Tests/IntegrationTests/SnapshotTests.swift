@@ -129,7 +129,8 @@ struct SnapshotTests {
         let restored = try (1...2).map { index in
             let process = Process()
             process.executableURL = MicroVMProcess.executable
-            process.arguments = ["restore", snapshot, "--console-socket", path("console\(index)"), "--api-socket", path("api\(index)")]
+            process.arguments = ["restore", snapshot, "--console-socket", path("console\(index)"), "--api-socket", path("api\(index)"),
+                                 "--disk", host("disk.img"), "--share", host("data") + ":data"]
                 + (index == 1 ? ["--jail"] : [])
             process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
             process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
@@ -191,14 +192,14 @@ struct SnapshotTests {
         let cases: [(String, [UInt8], String)] = [
             ("truncated", Array(original.prefix(original.count - 100)), "checksum"),
             ("flipped", flipped, "checksum does not match"),
-            ("version", withChecksum(version), "format version 9; this microvm reads version 3"),
+            ("version", withChecksum(version), "format version 9; this microvm reads version 4"),
             ("host", withChecksum(otherHost), "CPU (CPUID) differs"),
         ]
         for (name, bytes, expected) in cases {
             let file = work.appendingPathComponent("\(name).snap").path
             try Data(bytes).write(to: URL(fileURLWithPath: file))
             try FileManager.default.copyItem(atPath: snapshot + ".mem", toPath: file + ".mem")
-            let result = try MicroVMProcess.run(["restore", file], timeout: 60)
+            let result = try MicroVMProcess.run(["restore", file, "--disk", disk, "--share", work.path + "/data:data"], timeout: 60)
             #expect(result.status == 1, "\(name): \(result.stderr)")
             #expect(result.stderr.hasPrefix("microvm: error: ") && result.stderr.contains(expected), "\(name): \(result.stderr)")
             #expect(result.stderr.split(separator: "\n").count == 1, "\(name): \(result.stderr)")
@@ -209,7 +210,7 @@ struct SnapshotTests {
         let handle = try #require(FileHandle(forWritingAtPath: disk))
         try handle.write(contentsOf: Data([1]))
         try handle.close()
-        let changed = try MicroVMProcess.run(["restore", snapshot], timeout: 60)
+        let changed = try MicroVMProcess.run(["restore", snapshot, "--disk", disk, "--share", work.path + "/data:data"], timeout: 60)
         #expect(changed.status == 1 && changed.stderr.contains("is not the file the snapshot was taken with"), "\(changed.stderr)")
     }
 }

@@ -184,17 +184,18 @@ func copyOfMemory(_ memory: GuestMemory) throws -> GuestMemory {
 @Suite struct SnapshotFileTests {
     func sample() -> VMSnapshot {
         VMSnapshot(memorySize: 64 << 20, vcpuCount: 2, console: .virtio,
-                   disks: [.init(path: "/tmp/disk.img", readOnly: true, size: 4096, modified: 1_700_000_000, modifiedNanoseconds: 5)],
-                   shares: [.init(path: "/srv", tag: "srv", readOnly: false)], acpi: true,
-                   entropy: .init(bytesPerSecond: 4096, burst: 512), kernel: "/boot/vmlinux", commandLine: "console=hvc0",
-                   hostCPU: 0x1234_5678_9abc_def0, memoryFile: "vm.snap.mem",
+                   disks: [.init(readOnly: true, size: 4096, modified: 1_700_000_000, modifiedNanoseconds: 5)],
+                   shares: [.init(tag: "srv", readOnly: false)], acpi: true,
+                   entropy: .init(bytesPerSecond: 4096, burst: 512), commandLine: "console=hvc0",
+                   hostCPU: 0x1234_5678_9abc_def0,
                    vm: VMSavedState(interruptControllers: [[1, 2], [3], [4, 5, 6]], timer: [7], clock: [8, 9]),
                    cpus: (0..<2).map { id in
                        VCPUSavedState(registers: [UInt8(id)], specialRegisters: [2], extendedState: [3], extendedControlRegisters: [4],
                                       debugRegisters: [5], localAPIC: [6], events: [7], multiprocessingState: [8], cpuid: [9],
                                       msrs: [ModelSpecificRegister(0x10, 42)])
                    },
-                   devices: [[1], [], [2, 3]], exitStatus: 3)
+                   devices: [.init(kind: "serial", slot: 0, state: [1]), .init(kind: "i8042", slot: 0, state: []),
+                             .init(kind: "virtio-2", slot: 0, state: [2, 3])], exitStatus: 3)
     }
 
     @Test func theStateSurvivesEncodingAndDecoding() throws {
@@ -211,10 +212,12 @@ func copyOfMemory(_ memory: GuestMemory) throws -> GuestMemory {
         var flipped = bytes
         flipped[100] ^= 0x40
         #expect(throws: SnapshotError.checksum) { try SnapshotFile.decode(flipped) }
-        var newer = bytes.dropLast(4) + []
-        newer[16] = 4
-        newer += withUnsafeBytes(of: CRC32.checksum(newer).littleEndian) { Array($0) }
-        #expect(throws: SnapshotError.version(found: 4, expected: 3)) { try SnapshotFile.decode(Array(newer)) }
+        // Version 3 named the host's disks and shares: such a file is refused, not reinterpreted.
+        var older = bytes.dropLast(4) + []
+        older[16] = 3
+        older += withUnsafeBytes(of: CRC32.checksum(older).littleEndian) { Array($0) }
+        #expect(throws: SnapshotError.version(found: 3, expected: 4)) { try SnapshotFile.decode(Array(older)) }
+        #expect(SnapshotError.version(found: 3, expected: 4).description == "the snapshot has format version 3; this microvm reads version 4")
         #expect(throws: SnapshotError.notASnapshot) { try SnapshotFile.decode(Array("not a snapshot at all, just text".utf8)) }
 
         // A section longer than what follows it, with a checksum that matches.

@@ -26,6 +26,9 @@ static const unsigned long CLINUX_TCSETS = TCSETS;
 // fcntl: a pipe's capacity (tests shrink one so that a writer blocks sooner). Defined in
 // clinux.c, which sees the GNU names.
 extern const int CLINUX_F_SETPIPE_SZ;
+// fcntl: a read lease on a snapshot's memory file, and the signal its break sends.
+extern const int CLINUX_F_SETLEASE;
+extern const int CLINUX_F_SETSIG;
 
 /// The first real-time signal glibc leaves to applications (SIGRTMIN is a function call).
 static inline int clinux_sigrtmin(void) { return SIGRTMIN; }

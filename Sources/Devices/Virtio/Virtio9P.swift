@@ -107,14 +107,19 @@ public final class Virtio9P: VirtioDevice, Sendable {
 }
 
 extension Virtio9P {
+    /// The share's tag, then the session. Its fids are paths beneath the export the tag
+    /// names; the host directory is whatever the restore binds to that tag.
     public func saveState(into writer: inout StateWriter) {
         state.withLock { state in
+            writer.put(tag)
             writer.put(state.served.broken)
             state.server.saveState(into: &writer)
         }
     }
 
+    /// Refuses the state of another share: its fids name paths in another export.
     public func restoreState(from reader: inout StateReader) throws(StateError) {
+        guard try reader.string("9p share tag", limit: Self.maximumTagLength) == tag else { throw .invalid(what: "9p share tag") }
         try state.withLock { state throws(StateError) in
             state.served.broken = try reader.bool("9p queue")
             try state.server.restoreState(from: &reader)

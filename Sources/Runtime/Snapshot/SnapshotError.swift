@@ -10,6 +10,14 @@ public enum SnapshotError: Error, Equatable, CustomStringConvertible {
     case missingSection(String)
     case otherHost
     case diskChanged(path: String, reason: String)
+    /// The restore's disks or shares are not the snapshot's devices.
+    case devicesDiffer(String)
+    /// The memory file cannot back the restored guest's RAM.
+    case memoryFile(path: String, reason: String)
+    /// A temporary file of a snapshot is already there.
+    case leftover(path: String)
+    /// The snapshot would replace a file the VM runs from.
+    case replacesInput(path: String, input: String)
     case file(path: String, action: String, errno: Int32)
     case notPaused(String)
     case state(String)
@@ -28,6 +36,11 @@ public enum SnapshotError: Error, Equatable, CustomStringConvertible {
             "the snapshot was taken on a host whose CPU (CPUID) differs from this one's; restore it on the host that took it"
         case .diskChanged(let path, let reason):
             "the disk \(path) is not the file the snapshot was taken with (\(reason)); restore with the same disk"
+        case .devicesDiffer(let reason): "the restore's devices do not match the snapshot's: \(reason)"
+        case .memoryFile(let path, let reason): "cannot restore guest memory from \(path): \(reason)"
+        case .leftover(let path):
+            "\(path) exists: another snapshot to this path is under way, or one was interrupted; remove it first"
+        case .replacesInput(let path, let input): "\(path) is \(input), which this VM runs from; a snapshot never replaces it"
         case .file(let path, let action, let errno): "cannot \(action) \(path): \(String(cString: strerror(errno)))"
         case .notPaused(let reason): "cannot pause the VM: \(reason)"
         case .state(let reason): "cannot restore the VM: \(reason)"

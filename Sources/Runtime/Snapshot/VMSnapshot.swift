@@ -2,12 +2,14 @@ import Devices
 import KVM
 import X86
 
-/// What a snapshot holds besides guest RAM: the configuration the VM was built with, a
-/// fingerprint of the host's CPU, the KVM state of the VM and of each vCPU, and each
-/// device's state. `file` and `init(_:)` map it to and from `SnapshotFile` sections.
+/// What a snapshot holds besides guest RAM: the machine the VM was built as, a fingerprint
+/// of the host's CPU, the KVM state of the VM and of each vCPU, and each device's state
+/// under its key. It names no host path: the files a restored VM opens come from the
+/// restore's command line (`session(disks:shares:)`), the memory file is the state
+/// file's path with `.mem` added. `file` and `init(_:)` map it to and from sections.
 struct VMSnapshot: Equatable {
+    /// A disk by its place: the Nth disk is /dev/vd(a+N) in the guest.
     struct Disk: Equatable {
-        var path: String
         var readOnly: Bool
         /// Size and modification time when the snapshot was taken: the guest's page
         /// cache holds the disk's blocks as they were then.
@@ -16,24 +18,37 @@ struct VMSnapshot: Equatable {
         var modifiedNanoseconds: Int64
     }
 
+    /// A share by its tag, the name the guest mounted it by.
+    struct Share: Equatable {
+        var tag: String
+        var readOnly: Bool
+    }
+
+    /// A device's saved state and whose it is: the device's kind and its slot among the
+    /// devices of that kind, so that a state only ever goes back into a device like the one
+    /// that saved it.
+    struct DeviceState: Equatable {
+        var kind: String
+        var slot: UInt32
+        var state: [UInt8]
+    }
+
     var memorySize: UInt64
     var vcpuCount: Int
     var console: VMConfiguration.ConsoleDevice
     var disks: [Disk]
-    var shares: [VMConfiguration.Share]
+    var shares: [Share]
     /// Whether the VM has ACPI tables, and so the power registers they point at.
     var acpi: Bool
     /// virtio-rng's rate limit, if the VM has one.
     var entropy: VirtioEntropy.RateLimit?
-    var kernel: String
+    /// The guest's kernel command line, for the record.
     var commandLine: String
     var hostCPU: UInt64
-    /// The memory file's name, in the state file's directory.
-    var memoryFile: String
     var vm: VMSavedState
     var cpus: [VCPUSavedState]
     /// Each device's state, in the order the VM builds them.
-    var devices: [[UInt8]]
+    var devices: [DeviceState]
     var exitStatus: Int32?
 
     static let maximumBlob = 1 << 20
@@ -44,11 +59,9 @@ struct VMSnapshot: Equatable {
         configuration.put(memorySize)
         configuration.put(UInt32(vcpuCount))
         configuration.put(console.rawValue)
-        configuration.put(kernel)
         configuration.put(commandLine)
         configuration.put(UInt32(disks.count))
         for disk in disks {
-            configuration.put(disk.path)
             configuration.put(disk.readOnly)
             configuration.put(disk.size)
             configuration.put(disk.modified)
@@ -56,7 +69,6 @@ struct VMSnapshot: Equatable {
         }
         configuration.put(UInt32(shares.count))
         for share in shares {
-            configuration.put(share.path)
             configuration.put(share.tag)
             configuration.put(share.readOnly)
         }
@@ -68,10 +80,6 @@ struct VMSnapshot: Equatable {
         var host = StateWriter()
         host.put(hostCPU)
         file.append("HOST", host.bytes)
-        var memory = StateWriter()
-        memory.put(memorySize)
-        memory.put(memoryFile)
-        file.append("MEMO", memory.bytes)
         var machine = StateWriter()
         for chip in vm.interruptControllers { machine.put(bytes: chip) }
         machine.put(bytes: vm.timer)
@@ -90,7 +98,13 @@ struct VMSnapshot: Equatable {
             }
             file.append("VCPU", writer.bytes)
         }
-        for device in devices { file.append("DEVS", device) }
+        for device in devices {
+            var writer = StateWriter()
+            writer.put(device.kind)
+            writer.put(device.slot)
+            writer.put(bytes: device.state)
+            file.append("DEVS", writer.bytes)
+        }
         if let exitStatus {
             var writer = StateWriter()
             writer.put(exitStatus)
@@ -99,9 +113,9 @@ struct VMSnapshot: Equatable {
         return file
     }
 
-    init(memorySize: UInt64, vcpuCount: Int, console: VMConfiguration.ConsoleDevice, disks: [Disk], shares: [VMConfiguration.Share],
-         acpi: Bool, entropy: VirtioEntropy.RateLimit?, kernel: String, commandLine: String, hostCPU: UInt64, memoryFile: String, vm: VMSavedState, cpus: [VCPUSavedState],
-         devices: [[UInt8]], exitStatus: Int32?) {
+    init(memorySize: UInt64, vcpuCount: Int, console: VMConfiguration.ConsoleDevice, disks: [Disk], shares: [Share],
+         acpi: Bool, entropy: VirtioEntropy.RateLimit?, commandLine: String, hostCPU: UInt64, vm: VMSavedState, cpus: [VCPUSavedState],
+         devices: [DeviceState], exitStatus: Int32?) {
         self.memorySize = memorySize
         self.vcpuCount = vcpuCount
         self.console = console
@@ -109,10 +123,8 @@ struct VMSnapshot: Equatable {
         self.shares = shares
         self.acpi = acpi
         self.entropy = entropy
-        self.kernel = kernel
         self.commandLine = commandLine
         self.hostCPU = hostCPU
-        self.memoryFile = memoryFile
         self.vm = vm
         self.cpus = cpus
         self.devices = devices
@@ -129,13 +141,12 @@ struct VMSnapshot: Equatable {
                 throw StateError.invalid(what: "console")
             }
             self.console = console
-            kernel = try configuration.string("kernel", limit: 4096)
             commandLine = try configuration.string("command line", limit: 1 << 16)
             let diskCount = Int(try configuration.get(UInt32.self, "disk count"))
             guard diskCount <= 64 else { throw StateError.invalid(what: "disk count") }
             disks = []
             for _ in 0..<diskCount {
-                disks.append(Disk(path: try configuration.string("disk path", limit: 4096), readOnly: try configuration.bool("disk read-only"),
+                disks.append(Disk(readOnly: try configuration.bool("disk read-only"),
                                   size: try configuration.get(UInt64.self, "disk size"), modified: try configuration.get(Int64.self, "disk time"),
                                   modifiedNanoseconds: try configuration.get(Int64.self, "disk time")))
             }
@@ -143,9 +154,10 @@ struct VMSnapshot: Equatable {
             guard shareCount <= 64 else { throw StateError.invalid(what: "share count") }
             shares = []
             for _ in 0..<shareCount {
-                shares.append(VMConfiguration.Share(path: try configuration.string("share path", limit: 4096),
-                                                    tag: try configuration.string("share tag", limit: 255),
-                                                    readOnly: try configuration.bool("share read-only")))
+                let share = Share(tag: try configuration.string("share tag", limit: Virtio9P.maximumTagLength),
+                                  readOnly: try configuration.bool("share read-only"))
+                guard !shares.contains(where: { $0.tag == share.tag }) else { throw StateError.invalid(what: "share tags (\(share.tag) twice)") }
+                shares.append(share)
             }
             acpi = try configuration.bool("ACPI")
             let hasEntropy = try configuration.bool("virtio-rng")
@@ -155,10 +167,6 @@ struct VMSnapshot: Equatable {
             try configuration.finish("configuration")
             var host = try Self.single(file, "HOST")
             hostCPU = try host.get(UInt64.self, "host CPU")
-            var memory = try Self.single(file, "MEMO")
-            guard try memory.get(UInt64.self, "memory size") == memorySize else { throw StateError.invalid(what: "memory size") }
-            memoryFile = try memory.string("memory file", limit: 255)
-            guard !memoryFile.isEmpty, !memoryFile.contains("/") else { throw StateError.invalid(what: "memory file name") }
             var machine = try Self.single(file, "VMST")
             vm = VMSavedState(interruptControllers: try (0..<3).map { _ throws(StateError) in try machine.bytes("irqchip", limit: Self.maximumBlob) },
                               timer: try machine.bytes("PIT", limit: Self.maximumBlob), clock: try machine.bytes("kvmclock", limit: Self.maximumBlob))
@@ -180,7 +188,13 @@ struct VMSnapshot: Equatable {
                                            events: parts[6], multiprocessingState: parts[7], cpuid: parts[8], msrs: msrs))
             }
             guard cpus.count == vcpuCount else { throw StateError.invalid(what: "vCPU states (\(cpus.count) for \(vcpuCount) vCPUs)") }
-            devices = file.payloads("DEVS")
+            devices = try file.payloads("DEVS").map { payload throws(StateError) in
+                var reader = StateReader(payload)
+                let device = DeviceState(kind: try reader.string("device kind", limit: 32), slot: try reader.get(UInt32.self, "device slot"),
+                                         state: try reader.bytes("device state", limit: SnapshotFile.maximumSectionLength))
+                try reader.finish("device entry")
+                return device
+            }
             if let payload = file.payloads("EXIT").first {
                 var reader = StateReader(payload)
                 exitStatus = try reader.get(Int32.self, "exit status")
@@ -190,7 +204,7 @@ struct VMSnapshot: Equatable {
         } catch {
             throw .malformed(error.description)
         }
-        let known: Set<String> = ["CONF", "HOST", "MEMO", "VMST", "VCPU", "DEVS", "EXIT"]
+        let known: Set<String> = ["CONF", "HOST", "VMST", "VCPU", "DEVS", "EXIT"]
         if let unknown = file.sections.first(where: { !known.contains($0.tag) }) {
             throw .malformed("unknown section \(unknown.tag)")
         }
