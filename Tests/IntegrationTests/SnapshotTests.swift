@@ -168,11 +168,11 @@ struct SnapshotTests {
             }
         }
 
-        try refusals(snapshot: snapshot, disk: host("disk.img"), work: work.appendingPathComponent("sockets"))
+        try refusals(snapshot: snapshot, disk: host("disk.img"), share: host("data"), work: work.appendingPathComponent("sockets"))
     }
 
     /// Each damaged snapshot, and a changed disk, ends `microvm restore` with one line and status 1.
-    func refusals(snapshot: String, disk: String, work: URL) throws {
+    func refusals(snapshot: String, disk: String, share: String, work: URL) throws {
         let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: snapshot)))
         func withChecksum(_ body: [UInt8]) -> [UInt8] {
             body + withUnsafeBytes(of: crc32(body).littleEndian) { Array($0) }
@@ -199,7 +199,7 @@ struct SnapshotTests {
             let file = work.appendingPathComponent("\(name).snap").path
             try Data(bytes).write(to: URL(fileURLWithPath: file))
             try FileManager.default.copyItem(atPath: snapshot + ".mem", toPath: file + ".mem")
-            let result = try MicroVMProcess.run(["restore", file, "--disk", disk, "--share", work.path + "/data:data"], timeout: 60)
+            let result = try MicroVMProcess.run(["restore", file, "--disk", disk, "--share", share + ":data"], timeout: 60)
             #expect(result.status == 1, "\(name): \(result.stderr)")
             #expect(result.stderr.hasPrefix("microvm: error: ") && result.stderr.contains(expected), "\(name): \(result.stderr)")
             #expect(result.stderr.split(separator: "\n").count == 1, "\(name): \(result.stderr)")
@@ -210,7 +210,7 @@ struct SnapshotTests {
         let handle = try #require(FileHandle(forWritingAtPath: disk))
         try handle.write(contentsOf: Data([1]))
         try handle.close()
-        let changed = try MicroVMProcess.run(["restore", snapshot, "--disk", disk, "--share", work.path + "/data:data"], timeout: 60)
+        let changed = try MicroVMProcess.run(["restore", snapshot, "--disk", disk, "--share", share + ":data"], timeout: 60)
         #expect(changed.status == 1 && changed.stderr.contains("is not the file the snapshot was taken with"), "\(changed.stderr)")
     }
 }
