@@ -26,11 +26,19 @@ package final class ConsoleLog: Sendable {
         var failed = false
     }
 
-    /// Empties `file` and logs to it; `limit` is brought within `VMConfiguration.consoleLogLimits`.
-    package init(_ file: OutputFile, limit: UInt64) throws(OutputFile.Error) {
-        try file.truncate(to: 0)
+    /// Logs to `file`, which `begin()` empties; `limit` is brought within `VMConfiguration.consoleLogLimits`.
+    package init(_ file: OutputFile, limit: UInt64) {
         self.file = file
         self.limit = min(max(limit, VMConfiguration.consoleLogLimits.lowerBound), VMConfiguration.consoleLogLimits.upperBound)
+    }
+
+    /// Empties the file, when the VM starts to run: a run that cannot start leaves the last
+    /// run's log as it was.
+    package func begin() throws(OutputFile.Error) {
+        try state.withLock { state throws(OutputFile.Error) in
+            try file.truncate(to: 0)
+            state = State()
+        }
     }
 
     /// Logs `bytes`. The first write that fails throws; after it the log takes nothing

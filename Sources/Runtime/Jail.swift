@@ -35,9 +35,10 @@ public struct Jail: Sendable {
 
     /// What the 9p server needs to act for the guest's users when microvm runs as root:
     /// give files away, reach and change any file on the share, keep set-group-ID bits.
-    /// Device nodes are never made, so CAP_MKNOD is not kept.
-    public static let shareCapabilities = [CLINUX_CAP_CHOWN, CLINUX_CAP_DAC_OVERRIDE, CLINUX_CAP_DAC_READ_SEARCH,
-                                           CLINUX_CAP_FOWNER, CLINUX_CAP_FSETID]
+    /// Device nodes are never made, so CAP_MKNOD is not kept; nor is CAP_DAC_READ_SEARCH,
+    /// which CAP_DAC_OVERRIDE covers for reading and searching and which would add
+    /// open_by_handle_at, a way to files outside the jail's mount namespace.
+    public static let shareCapabilities = [CLINUX_CAP_CHOWN, CLINUX_CAP_DAC_OVERRIDE, CLINUX_CAP_FOWNER, CLINUX_CAP_FSETID]
     /// The jail's root: a directory per path component leading to each shown directory.
     static let rootOptions = "size=64k,nr_inodes=256,mode=0755"
     /// Where the new root is prepared; a mount in the jail's namespace only, hidden from then on.

@@ -66,7 +66,7 @@ extension MicroVM {
             consoleLogLimit: options.consoleLogLimit, consoleInput: options.consoleInput,
             disks: disks, shares: shares, seccomp: options.seccomp, controlSocket: options.controlSocket, acpi: snapshot.acpi,
             entropy: snapshot.entropy)
-        return try MicroVM(configuration, profile: profile, events: events, restoring: (snapshot, memory))
+        return try MicroVM(configuration, profile: profile, events: events, restoring: (snapshot, memory, path))
     }
 
     /// Creates the vCPUs and puts back the VM's, the vCPUs' and the devices' state.

@@ -32,8 +32,15 @@ public final class MicroVM: @unchecked Sendable {
     /// The disks' files, in the configuration's order.
     let disks: [DiskFile]
     /// What the VM runs from, by identity, taken while the build could reach every path (a
-    /// jail hides them later): no snapshot is written over one of these.
-    let inputs: [(role: String, identity: InputFile.Identity)]
+    /// jail hides them later), each named as messages name it ("the disk PATH"): no output
+    /// of the run is written over one of these.
+    package let inputs: [(role: String, identity: InputFile.Identity)]
+    /// A restored VM's snapshot files: no output is written into them either, but a new
+    /// snapshot may replace them (a rename leaves the mapped, leased file to this VM).
+    package let restoredFrom: [(role: String, identity: InputFile.Identity)]
+    /// Opened with the VM and emptied only when it runs, so that a run that cannot start
+    /// leaves the last run's log as it was.
+    private var consoleLog: ConsoleLog?
     /// passt, when microvm started it for the network device.
     private let passt: PasstProcess?
     private let events: BootEvents
@@ -52,7 +59,7 @@ public final class MicroVM: @unchecked Sendable {
 
     /// Builds the VM, from a kernel or, with `restoring`, from a snapshot and its memory file.
     init(_ configuration: VMConfiguration, profile: HostProfile, events: BootEvents,
-         restoring: (snapshot: VMSnapshot, memory: MemoryFile)?) throws {
+         restoring: (snapshot: VMSnapshot, memory: MemoryFile, path: String)?) throws {
         self.configuration = configuration
         self.profile = profile
         self.events = events
@@ -73,8 +80,10 @@ public final class MicroVM: @unchecked Sendable {
         // Last, when nothing else can fail: a run that cannot start leaves the file as it was.
         func startConsoleLog() throws {
             guard let path = configuration.consoleLog else { return }
-            let file = try OutputFile(path, role: "the console log", others: configuration.inputFiles)
-            output.startLog(try ConsoleLog(file, limit: configuration.consoleLogLimit))
+            let file = try OutputFile(path, role: "the console log", others: inputs + restoredFrom)
+            let log = ConsoleLog(file, limit: configuration.consoleLogLimit)
+            consoleLog = log
+            output.startLog(log)
         }
         let virtioDevices = (configuration.commandStreams ? 2 : 0) + configuration.disks.count + configuration.shares.count + (configuration.console == .virtio ? 1 : 0)
             + (configuration.network != nil ? 1 : 0) + (configuration.entropy != nil ? 1 : 0) + (configuration.vsock != nil ? 1 : 0)
@@ -84,9 +93,12 @@ public final class MicroVM: @unchecked Sendable {
         let disks = try configuration.disks.map { disk throws(DiskFile.Error) in try DiskFile(path: disk.path, readOnly: disk.readOnly) }
         self.disks = disks
         let images = [("the kernel", configuration.kernel)] + (configuration.initrd.map { [("the initrd", $0)] } ?? [])
-            + configuration.appendedInitrds.map { ("an initrd", $0) } + [restoring?.memory.path].compactMap { $0 }.map { ("the memory file", $0) }
-        inputs = images.compactMap { role, path in InputFile.Identity.of(path).map { (role, $0) } }
-            + disks.enumerated().map { ("disk \($0.offset)", InputFile.Identity($0.element.status())) }
+            + configuration.appendedInitrds.map { ("an initrd", $0) }
+            + [configuration.profiling?.symbolsFile].compactMap { $0 }.map { ("the symbol file", $0) }
+        inputs = images.compactMap { role, path in InputFile.Identity.of(path).map { ("\(role) \(path)", $0) } }
+            + disks.map { ("the disk \($0.path)", InputFile.Identity($0.status())) }
+        let snapshotFiles = restoring.map { [("the snapshot", $0.path), ("the snapshot's memory file", $0.memory.path)] } ?? []
+        restoredFrom = snapshotFiles.compactMap { role, path in InputFile.Identity.of(path).map { ("\(role) \(path)", $0) } }
         try Self.checkTags(configuration.shares)
         let shares = try configuration.shares.map { share throws(SharedDirectory.Error) in
             (share.tag, try SharedDirectory(path: share.path, readOnly: share.readOnly, keepsSetID: share.keepsSetID,
@@ -308,6 +320,11 @@ public final class MicroVM: @unchecked Sendable {
     /// configuration asks for it; on a terminal, raw mode is set for the run and
     /// always restored.
     public func run() -> VMExit {
+        do {
+            try consoleLog?.begin()
+        } catch {
+            return .vmmError(error.description)
+        }
         var previousMask = sigset_t()
         var blocked = sigset_t()
         sigemptyset(&blocked)

@@ -26,11 +26,13 @@ package final class OutputFile: Sendable {
     package let role: String
     /// A regular file, which can be cut; otherwise a character device.
     package let isRegular: Bool
+    /// Where the file lives, so that a later output of the run is never this one.
+    package let identity: InputFile.Identity
     let fd: Int32
 
     /// Opens (or creates) `path` for writing unless it is one of `others`, the run's inputs
-    /// and outputs opened before it, each with its role ("the kernel").
-    package init(_ path: String, role: String, others: [(role: String, path: String)]) throws(OutputFile.Error) {
+    /// and outputs opened before it, each with its role and path ("the kernel PATH").
+    package init(_ path: String, role: String, others: [(role: String, identity: InputFile.Identity)]) throws(OutputFile.Error) {
         let file: InputFile
         do {
             // Read too: a console log that is cut reads its newest part back.
@@ -39,11 +41,12 @@ package final class OutputFile: Sendable {
             throw .cannotOpen(role: role, path: path, reason: error.reason)
         }
         let identity = file.identity
-        if let other = others.first(where: { InputFile.Identity.of($0.path) == identity }) {
-            throw .cannotOpen(role: role, path: path, reason: "it is \(other.role) \(other.path) of this run")
+        if let other = others.first(where: { $0.identity == identity }) {
+            throw .cannotOpen(role: role, path: path, reason: "it is \(other.role) of this run")
         }
         self.path = path
         self.role = role
+        self.identity = identity
         isRegular = file.status.st_mode & S_IFMT == S_IFREG
         fd = file.take()
     }

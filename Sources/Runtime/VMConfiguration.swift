@@ -195,13 +195,6 @@ public struct VMConfiguration: Sendable {
         self.profiling = profiling
     }
 
-    /// The files the run reads, each with its role as messages name it: no output of the
-    /// run may be one of them.
-    public var inputFiles: [(role: String, path: String)] {
-        [("the kernel", kernel)] + ([initrd].compactMap { $0 } + appendedInitrds).map { ("the initrd", $0) }
-            + disks.map { ("the disk", $0.path) } + [profiling?.symbolsFile].compactMap { $0 }.map { ("the symbol file", $0) }
-    }
-
     /// The MAC address the network device gets: `mac`, or a locally administered unicast
     /// address hashed (FNV-1a) from the backend and the disks, so that it stays the same
     /// from run to run and differs between VMs on different taps or root disks.

@@ -56,6 +56,9 @@ struct VMProcess {
         var byte: UInt8 = 1
         _ = write(go, &byte, 1)
         close(go)
-        return vm.run().status
+        let exit = vm.run()
+        // The container's standard error: --log's file is out of the jail's sight by now.
+        if let message = exit.message { _ = "microvm-oci: \(message)\n".withCString { write(STDERR_FILENO, $0, strlen($0)) } }
+        return exit.status
     }
 }

@@ -8,9 +8,9 @@ struct ProfileFiles {
     let folded: OutputFile
 
     /// Refuses either file when it is one of `others`, the run's inputs and other outputs.
-    init(path: String, others: [(role: String, path: String)]) throws(OutputFile.Error) {
+    init(path: String, others: [(role: String, identity: InputFile.Identity)]) throws(OutputFile.Error) {
         flat = try OutputFile(path, role: "the profile", others: others)
-        folded = try OutputFile(path + ".folded", role: "the profile", others: others + [("the profile", path)])
+        folded = try OutputFile(path + ".folded", role: "the profile", others: others + [("the profile \(path)", flat.identity)])
         try flat.truncate(to: 0)
         try folded.truncate(to: 0)
     }

@@ -149,7 +149,8 @@ struct RunCommand: ParsableCommand {
         let vm = try MicroVM(configuration, events: events)
         // Opened before the jail, which hides their directory.
         let outputs = try profile.map { path throws(OutputFile.Error) in
-            try ProfileFiles(path: path, others: configuration.inputFiles + [session.consoleLog].compactMap { $0 }.map { ("the console log", $0) })
+            let log = session.consoleLog.flatMap { log in InputFile.Identity.of(log).map { [(role: "the console log \(log)", identity: $0)] } } ?? []
+            return try ProfileFiles(path: path, others: vm.inputs + log)
         }
         if session.jail { try vm.enterJail() }
         session.announceConsole()

@@ -172,6 +172,11 @@ struct BadInputTests {
                                              "--disk", "/nonexistent/disk.img"], timeout: 20)
         #expect(result.status == 1)
         #expect(FileManager.default.contents(atPath: log) == Data("the log of an earlier run\n".utf8))
+        // Nor one refused after the VM is built: the log is emptied only when the VM runs.
+        let profiled = try MicroVMProcess.run(["run", "--kernel", GuestImages.testGuestELF, "--console-log", log,
+                                               "--profile", GuestImages.testGuestELF], timeout: 20)
+        #expect(profiled.status == 1, "\(profiled.stderr)")
+        #expect(FileManager.default.contents(atPath: log) == Data("the log of an earlier run\n".utf8))
     }
 
     /// An output that names an input of the same run is refused, and the input stays whole.

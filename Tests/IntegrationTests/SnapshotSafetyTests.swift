@@ -149,12 +149,12 @@ struct SnapshotSafetyTests {
         try Self.withLoopingGuest(work) { api in
             let ontoDisk = try Self.ctl(api, "snapshot", work["disk.img"])
             #expect(ontoDisk.status == 1)
-            #expect(ontoDisk.stderr == "microvm: error: \(work["disk.img"]) is disk 0, which this VM runs from; a snapshot never replaces it\n")
+            #expect(ontoDisk.stderr == "microvm: error: \(work["disk.img"]) is the disk \(work["disk.img"]), which this VM runs from; a snapshot never replaces it\n")
             // PATH.mem is the disk.
             #expect(link(work["disk.img"], work["linked.mem"]) == 0)
             let memoryOntoDisk = try Self.ctl(api, "snapshot", work["linked"])
             #expect(memoryOntoDisk.status == 1)
-            #expect(memoryOntoDisk.stderr.contains("\(work["linked.mem"]) is disk 0"), "\(memoryOntoDisk.stderr)")
+            #expect(memoryOntoDisk.stderr.contains("\(work["linked.mem"]) is the disk \(work["disk.img"])"), "\(memoryOntoDisk.stderr)")
 
             let planted = try Self.ctl(api, "snapshot", work["vm.snap"])
             #expect(planted.status == 1)

@@ -38,8 +38,11 @@ struct ConsoleLogTests {
         try log.write(UnsafeRawBufferPointer(buffer))
     }
 
+    /// A log as a running VM has it: begun, so emptied.
     static func log(_ path: String, limit: UInt64) throws -> ConsoleLog {
-        try ConsoleLog(OutputFile(path, role: "the console log", others: []), limit: limit)
+        let log = ConsoleLog(try OutputFile(path, role: "the console log", others: []), limit: limit)
+        try log.begin()
+        return log
     }
 
     @Test func underItsLimitTheLogIsTheOutput() throws {
@@ -108,7 +111,7 @@ struct ConsoleLogTests {
         default: path = disk
         }
         #expect(throws: OutputFile.Error.cannotOpen(role: "the console log", path: path, reason: "it is the disk \(disk) of this run")) {
-            try OutputFile(path, role: "the console log", others: [("the kernel", "/nonexistent/vmlinux"), ("the disk", disk)])
+            try OutputFile(path, role: "the console log", others: [("the disk \(disk)", try #require(InputFile.Identity.of(disk)))])
         }
         #expect(Self.contents(disk) == bytes)
     }

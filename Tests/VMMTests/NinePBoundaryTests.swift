@@ -102,10 +102,15 @@ import Testing
         #expect(client.error(.walk(fid: 0, newFid: 2, names: ["config.json"])) == UInt32(ENOENT))
         #expect(client.error(.walk(fid: 0, newFid: 2, names: ["secret"])) == UInt32(ENOENT))
         client.walk(3)
-        #expect(client.error(.lcreate(fid: 3, name: "new", flags: UInt32(O_RDWR), mode: 0o644, gid: 0)) == UInt32(ENOENT))
-        #expect(client.error(.renameat(oldDirectory: 0, oldName: "hosts", newDirectory: 0, newName: "config.json")) == UInt32(ENOENT))
-        #expect(client.error(.unlinkat(directory: 0, name: "config.json", flags: 0)) == UInt32(ENOENT))
+        #expect(client.error(.lcreate(fid: 3, name: "new", flags: UInt32(O_RDWR), mode: 0o644, gid: 0)) == NineP.Errno.permission)
+        #expect(client.error(.renameat(oldDirectory: 0, oldName: "hosts", newDirectory: 0, newName: "config.json")) == NineP.Errno.permission)
+        #expect(client.error(.unlinkat(directory: 0, name: "config.json", flags: 0)) == NineP.Errno.permission)
         #expect(directory.read("config.json") == "{}")
+        // The shared file's own entry stays as the host made it: no link or FIFO in its place.
+        #expect(client.error(.unlinkat(directory: 0, name: "hosts", flags: 0)) == NineP.Errno.permission)
+        #expect(client.error(.remove(fid: 1)) == NineP.Errno.permission)
+        #expect(client.error(.symlink(directory: 0, name: "hosts", target: "/etc/shadow", gid: 0)) == NineP.Errno.permission)
+        #expect(directory.read("hosts") == "127.0.0.1 localhost\n")
         #expect(throws: SharedDirectory.Error.badEntry(path: directory.path, name: "a/b")) {
             try SharedDirectory(path: directory.path, readOnly: false, visibleEntries: ["a/b"])
         }

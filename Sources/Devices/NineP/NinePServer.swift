@@ -107,6 +107,7 @@ public final class NinePServer {
             let path = try self.fid(fid).path
             try release(fid)
             try modifying()
+            try changingEntry(path)
             let isDirectory = try directory.status(path).get().st_mode & S_IFMT == S_IFDIR
             try directory.withParent(path) { parent, name in
                 Self.check(unlinkat(parent, name, isDirectory ? AT_REMOVEDIR : 0))
@@ -142,6 +143,7 @@ public final class NinePServer {
         case .rename(let fid, let directoryFid, let name):
             let path = try self.fid(fid).path
             guard !path.isRoot else { throw NinePError(EBUSY) }
+            try changingEntry(path)
             try rename(from: path, to: try newEntry(directoryFid, name))
             return .rename
         case .symlink(let directoryFid, let name, let target, let gid):
@@ -308,16 +310,10 @@ public final class NinePServer {
         let writable = flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0
         if writable { try modifying() }
         guard openFiles < Self.maximumOpenFiles else { throw NinePError(errno: NineP.Errno.tooManyFiles) }
-        let kind = try directory.status(file.path).get().st_mode & S_IFMT
-        guard kind != S_IFLNK else { throw NinePError(ELOOP) }
-        guard kind == S_IFREG || kind == S_IFDIR else { throw NinePError(EPERM) }
+        // Only a regular file or a directory, looked at before and after the open.
         let fd = try directory.open(file.path, flags: flags).get()
         var status = stat()
-        // The host may have swapped the file between the check and the open.
-        guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == kind else {
-            close(fd)
-            throw NinePError(EPERM)
-        }
+        fstat(fd, &status)
         file.file = fd
         file.writable = writable
         file.openFlags = flags
@@ -343,9 +339,9 @@ public final class NinePServer {
             try? giveAway(path, to: owner)
             // A change of owner takes set-id bits off; a share that keeps them gives them back.
             let bits = permitted(mode, directory: false)
-            if owner != nil, bits & (S_ISUID | S_ISGID) != 0 { fchmod(fd, bits) }
+            if owner != nil, bits & (S_ISUID | S_ISGID) != 0 { try? inDirectory(path) { Self.changeMode($0, $1, bits) } }
         case .failure(let error) where error.errno == UInt32(EEXIST) && created & O_EXCL == 0:
-            fd = try directory.open(path, flags: created).get()
+            fd = try directory.open(path, flags: created & ~O_CREAT).get()
         case .failure(let error):
             throw error
         }
@@ -369,12 +365,20 @@ public final class NinePServer {
         try modifying()
         guard SharedDirectory.isName(name) else { throw .invalid }
         let path = parent.appending(name)
+        try changingEntry(path)
         guard path.length <= SharedDirectory.maximumPathLength else { throw NinePError(errno: NineP.Errno.nameTooLong) }
         return path
     }
 
     private func modifying() throws(NinePError) {
         if directory.isReadOnly { throw .readOnly }
+    }
+
+    /// A share of single files keeps its top level as the host made it: the guest may change
+    /// what the files hold, never which entries are there (a link or FIFO put in a file's
+    /// place would reach whoever uses the directory on the host).
+    private func changingEntry(_ path: SharePath) throws(NinePError) {
+        if directory.visibleEntries != nil, path.parent.isRoot { throw NinePError(EPERM) }
     }
 
     private func inDirectory(_ path: SharePath, _ body: (Int32, String) -> Result<Void, NinePError>) throws(NinePError) {
