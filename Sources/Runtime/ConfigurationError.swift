@@ -8,6 +8,10 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case duplicateShareTag(String)
     case profileRate(Int)
     case commandStreamsNeedSerialConsole
+    case disksDiffer(machine: Int, session: Int)
+    case missingShare(String)
+    case missingNetwork
+    case missingVsock
 
     public var description: String {
         switch self {
@@ -27,6 +31,14 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
             return "a profile rate of \(rate) Hz; microvm samples at \(GuestProfiler.rates.lowerBound) to \(GuestProfiler.rates.upperBound) Hz"
         case .commandStreamsNeedSerialConsole:
             return "the command's own streams use hvc0 and hvc1, so the console must be the serial port"
+        case .disksDiffer(let machine, let session):
+            return "the machine has \(machine) disk\(machine == 1 ? "" : "s") and the run gives \(session), or in other modes"
+        case .missingShare(let tag):
+            return "the machine has no share tagged \(tag), or the run gives no directory for it"
+        case .missingNetwork:
+            return "the machine has a network device and the run gives it no backend"
+        case .missingVsock:
+            return "the machine has a vsock device and the run gives it no socket"
         }
     }
 }

@@ -13,14 +13,14 @@ extension MicroVM {
     /// the control socket; each socket is removed when the VM ends). As root with shares,
     /// the capabilities the 9p server needs are kept.
     public func enterJail() throws(Jail.Error) {
-        let sockets = [configuration.consoleSocket, configuration.controlSocket, configuration.vsock].compactMap { $0 }
+        let sockets = [session.consoleSocket, session.controlSocket, session.vsock].compactMap { $0 }
         let directories = sockets.map { path in
             guard let slash = path.lastIndex(of: "/") else { return "." }
             return slash == path.startIndex ? "/" : String(path[..<slash])
         }
-        let sharing = !configuration.shares.isEmpty
-        let files = configuration.shares.count * NinePServer.maximumOpenFiles
-            + (configuration.vsock != nil ? VirtioVsock.maximumConnections : 0) + ControlServer.maximumClients + Self.jailSpareFiles
+        let sharing = needs.contains(.sharing)
+        let files = session.shares.count * NinePServer.maximumOpenFiles
+            + (needs.contains(.vsock) ? VirtioVsock.maximumConnections : 0) + ControlServer.maximumClients + Self.jailSpareFiles
         try Jail(directories: directories, capabilities: geteuid() == 0 && sharing ? Jail.shareCapabilities : [], moreFiles: files).enter()
     }
 }

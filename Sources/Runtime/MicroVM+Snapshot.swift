@@ -57,22 +57,17 @@ extension MicroVM {
                 throw SnapshotError.diskChanged(path: disk.path, reason: "it was modified after the snapshot")
             }
         }
-        let memory = try MemoryFile(path: memoryPath(for: path), size: snapshot.memorySize)
-        // No kernel is loaded: the guest's is in its memory.
-        let configuration = VMConfiguration(
-            kernel: "", commandLine: KernelCommandLine(snapshot.commandLine), memorySize: snapshot.memorySize,
-            vcpuCount: snapshot.vcpuCount, console: snapshot.console, consoleSocket: options.consoleSocket,
-            consoleOutput: options.consoleOutput, consoleLog: options.consoleLog,
-            consoleLogLimit: options.consoleLogLimit, consoleInput: options.consoleInput,
-            disks: disks, shares: shares, seccomp: options.seccomp, controlSocket: options.controlSocket, acpi: snapshot.acpi,
-            entropy: snapshot.entropy)
-        return try MicroVM(configuration, profile: profile, events: events, restoring: (snapshot, memory, path))
+        let memory = try MemoryFile(path: memoryPath(for: path), size: snapshot.machine.memorySize)
+        let session = Session(consoleSocket: options.consoleSocket, consoleOutput: options.consoleOutput, consoleLog: options.consoleLog,
+                              consoleLogLimit: options.consoleLogLimit, consoleInput: options.consoleInput, disks: disks, shares: shares,
+                              seccomp: options.seccomp, controlSocket: options.controlSocket)
+        return try MicroVM(machine: snapshot.machine, session: session, profile: profile, events: events, restoring: (snapshot, memory, path))
     }
 
     /// Creates the vCPUs and puts back the VM's, the vCPUs' and the devices' state.
     static func restore(_ snapshot: VMSnapshot, vm: VirtualMachine, devices: [StatefulDevice]) throws -> [VirtualCPU] {
         var cpus: [VirtualCPU] = []
-        for id in 0..<UInt32(snapshot.vcpuCount) { cpus.append(try vm.createVirtualCPU(id: id)) }
+        for id in 0..<UInt32(snapshot.machine.vcpuCount) { cpus.append(try vm.createVirtualCPU(id: id)) }
         try vm.restoreState(snapshot.vm)
         for (cpu, state) in zip(cpus, snapshot.cpus) {
             do throws(KVMError) {
@@ -150,7 +145,7 @@ extension MicroVM {
     /// Writes the paused VM to `path` and `path.mem` (`SnapshotOutput`), neither of which
     /// may be a file the VM runs from. Returns the state file's size.
     func snapshot(to path: String) throws(SnapshotError) -> Int {
-        guard configuration.network == nil, configuration.vsock == nil else { throw .networkDevice }
+        guard !needs.contains(.networking), !needs.contains(.vsock) else { throw .networkDevice }
         let memoryPath = Self.memoryPath(for: path)
         try refuseInputs(path)
         try refuseInputs(memoryPath)
@@ -158,11 +153,11 @@ extension MicroVM {
         do throws(KVMError) {
             let msrIndices = try hypervisor.savedMSRIndices()
             let cpuStates = try cpus.map { cpu throws(KVMError) in try cpu.saveState(msrIndices: msrIndices) }
-            let saved = VMSnapshot.savedDevices(configuration, diskStatus: disks.map { $0.status() })
+            var saved = machine
+            saved.kernel = ""
+            saved.initrds = []
             state = VMSnapshot(
-                memorySize: configuration.memorySize, vcpuCount: cpus.count, console: configuration.console, disks: saved.disks,
-                shares: saved.shares, acpi: configuration.acpi,
-                entropy: configuration.entropy, commandLine: configuration.commandLine.text,
+                machine: saved, disks: VMSnapshot.stamps(disks.map { $0.status() }),
                 hostCPU: VMSnapshot.hostFingerprint(try hypervisor.supportedCPUID()), vm: try vm.saveState(), cpus: cpuStates,
                 devices: Self.savedStates(devices), exitStatus: reported.value)
         } catch {

@@ -7,12 +7,13 @@ import KVM
 import Memory
 import Synchronization
 
-/// A virtual machine built from a `VMConfiguration`: KVM VM with in-kernel irqchip
-/// and PIT, guest RAM, the loaded kernel, the vCPU(s), COM1, the i8042 and, when
-/// asked for, virtio-console. `run()` runs it to the end on vCPU threads and the
+/// A virtual machine built from a `MachineSpec` bound to a `Session`: KVM VM with
+/// in-kernel irqchip and PIT, guest RAM, the loaded kernel, the vCPU(s), COM1, the i8042
+/// and the machine's virtio devices. `run()` runs it to the end on vCPU threads and the
 /// calling thread; `requestStop()` may be called from any thread.
 public final class MicroVM: @unchecked Sendable {
-    public let configuration: VMConfiguration
+    public let machine: MachineSpec
+    public let session: Session
     public let profile: HostProfile
     let hypervisor: Hypervisor
     let vm: VirtualMachine
@@ -25,12 +26,16 @@ public final class MicroVM: @unchecked Sendable {
     let serial: Serial16550
     let virtioConsole: VirtioConsole?
     let streams: CommandStreams?
+    /// Where a template's /init waits for its work order.
+    let workOrder: WorkOrderPort?
     let control: RunControl
     let socket: ConsoleSocketServer?
     let controlServer: ControlServer?
     let deviceIO: DeviceIO
-    /// The disks' files, in the configuration's order.
+    /// The disks' files, in the machine's order.
     let disks: [DiskFile]
+    /// What the machine's devices ask of the vCPU threads.
+    let needs: SeccompFilter.Needs
     /// What the VM runs from, by identity, taken while the build could reach every path (a
     /// jail hides them later), each named as messages name it ("the disk PATH"): no output
     /// of the run is written over one of these.
@@ -54,87 +59,66 @@ public final class MicroVM: @unchecked Sendable {
 
     /// Builds the VM; nothing runs until `run()`. Throws with a message naming what failed.
     public convenience init(_ configuration: VMConfiguration, profile: HostProfile = .current, events: BootEvents = BootEvents()) throws {
-        try self.init(configuration, profile: profile, events: events, restoring: nil)
+        try self.init(machine: configuration.machine, session: configuration.session, profile: profile, events: events)
+    }
+
+    /// Builds `machine` bound to `session`; nothing runs until `run()`.
+    public convenience init(machine: MachineSpec, session: Session, profile: HostProfile = .current, events: BootEvents = BootEvents()) throws {
+        try self.init(machine: machine, session: session, profile: profile, events: events, restoring: nil)
     }
 
     /// Builds the VM, from a kernel or, with `restoring`, from a snapshot and its memory file.
-    init(_ configuration: VMConfiguration, profile: HostProfile, events: BootEvents,
+    init(machine: MachineSpec, session: Session, profile: HostProfile, events: BootEvents,
          restoring: (snapshot: VMSnapshot, memory: MemoryFile, path: String)?) throws {
-        self.configuration = configuration
+        self.machine = machine
+        self.session = session
         self.profile = profile
         self.events = events
-        if let profiling = configuration.profiling, !GuestProfiler.rates.contains(profiling.rate) {
+        if let profiling = session.profiling, !GuestProfiler.rates.contains(profiling.rate) {
             throw ConfigurationError.profileRate(profiling.rate)
         }
-        guard VMConfiguration.consoleLogLimits.contains(configuration.consoleLogLimit) else {
-            throw ConfigurationError.consoleLogLimit(configuration.consoleLogLimit)
+        guard VMConfiguration.consoleLogLimits.contains(session.consoleLogLimit) else {
+            throw ConfigurationError.consoleLogLimit(session.consoleLogLimit)
         }
-        profiler = configuration.profiling.map { GuestProfiler(rate: $0.rate, symbols: $0.symbols) }
+        profiler = session.profiling.map { GuestProfiler(rate: $0.rate, symbols: $0.symbols) }
         let control = try RunControl()
         self.control = control
-        socket = try configuration.consoleSocket.map { path throws(UnixSocket.Error) in try ConsoleSocketServer(path: path) }
-        controlServer = try configuration.controlSocket.map { path throws(UnixSocket.Error) in try ControlServer(path: path) }
-        if configuration.commandStreams && configuration.console == .virtio { throw ConfigurationError.commandStreamsNeedSerialConsole }
-        let output = ConsoleOutput(fd: configuration.commandStreams ? nil : configuration.consoleOutput, socket: socket,
+        socket = try session.consoleSocket.map { path throws(UnixSocket.Error) in try ConsoleSocketServer(path: path) }
+        controlServer = try session.controlSocket.map { path throws(UnixSocket.Error) in try ControlServer(path: path) }
+        if machine.devices.contains(.commandStreams) && machine.console == .virtio { throw ConfigurationError.commandStreamsNeedSerialConsole }
+        let output = ConsoleOutput(fd: machine.devices.contains(.commandStreams) ? nil : session.consoleOutput, socket: socket,
                                    abandon: { control.isStopping }, logFailed: { control.stop(.vmmError($0.description)) })
         // Last, when nothing else can fail: a run that cannot start leaves the file as it was.
         func startConsoleLog() throws {
-            guard let path = configuration.consoleLog else { return }
+            guard let path = session.consoleLog else { return }
             let file = try OutputFile(path, role: "the console log", others: inputs + restoredFrom)
-            let log = ConsoleLog(file, limit: configuration.consoleLogLimit)
+            let log = ConsoleLog(file, limit: session.consoleLogLimit)
             consoleLog = log
             output.startLog(log)
         }
-        let virtioDevices = (configuration.commandStreams ? 2 : 0) + configuration.disks.count + configuration.shares.count + (configuration.console == .virtio ? 1 : 0)
-            + (configuration.network != nil ? 1 : 0) + (configuration.entropy != nil ? 1 : 0) + (configuration.vsock != nil ? 1 : 0)
-        guard virtioDevices <= VirtioSlots.capacity else {
-            throw ConfigurationError.tooManyDevices(requested: virtioDevices, capacity: VirtioSlots.capacity)
+        guard machine.slotCount <= VirtioSlots.capacity else {
+            throw ConfigurationError.tooManyDevices(requested: machine.slotCount, capacity: VirtioSlots.capacity)
         }
-        let disks = try configuration.disks.map { disk throws(DiskFile.Error) in try DiskFile(path: disk.path, readOnly: disk.readOnly) }
-        self.disks = disks
-        let images = [("the kernel", configuration.kernel)] + (configuration.initrd.map { [("the initrd", $0)] } ?? [])
-            + configuration.appendedInitrds.map { ("an initrd", $0) }
-            + [configuration.profiling?.symbolsFile].compactMap { $0 }.map { ("the symbol file", $0) }
+        let resources = try SessionResources(session, for: machine)
+        disks = resources.disks
+        passt = resources.passt
+        let images = (machine.kernel.isEmpty ? [] : [("the kernel", machine.kernel)])
+            + machine.initrds.enumerated().map { ($0.offset == 0 ? "the initrd" : "an initrd", $0.element) }
+            + [session.profiling?.symbolsFile].compactMap { $0 }.map { ("the symbol file", $0) }
         inputs = images.compactMap { role, path in InputFile.Identity.of(path).map { ("\(role) \(path)", $0) } }
             + disks.map { ("the disk \($0.path)", InputFile.Identity($0.status())) }
         let snapshotFiles = restoring.map { [("the snapshot", $0.path), ("the snapshot's memory file", $0.memory.path)] } ?? []
         restoredFrom = snapshotFiles.compactMap { role, path in InputFile.Identity.of(path).map { ("\(role) \(path)", $0) } }
-        try Self.checkTags(configuration.shares)
-        let shares = try configuration.shares.map { share throws(SharedDirectory.Error) in
-            (share.tag, try SharedDirectory(path: share.path, readOnly: share.readOnly, keepsSetID: share.keepsSetID,
-                                            visibleEntries: share.visibleEntries, userIDs: share.userIDs, groupIDs: share.groupIDs))
-        }
         let deviceIO = try DeviceIO()
         self.deviceIO = deviceIO
-        let vsockListener = try configuration.vsock.map { path throws(UnixSocket.Error) in try UnixSocket.listen(at: path) }
-        let network: NetworkBackend?
-        switch configuration.network {
-        case nil:
-            network = nil
-            passt = nil
-        case .tap(let name):
-            network = try TapNetwork(name: name)
-            passt = nil
-        case .passt(let path):
-            let socket: Int32
-            if let path {
-                socket = try PasstProcess.connect(to: path)
-                passt = nil
-            } else {
-                let process = try PasstProcess()
-                socket = process.socket
-                passt = process
-            }
-            network = StreamNetwork(socket: socket)
-        }
 
         hypervisor = try Hypervisor()
         if let restoring, VMSnapshot.hostFingerprint(try hypervisor.supportedCPUID()) != restoring.snapshot.hostCPU {
             throw SnapshotError.otherHost
         }
         let maximum = hypervisor.maximumVCPUs
-        guard (1...maximum).contains(configuration.vcpuCount) else {
-            throw ConfigurationError.vcpuCount(requested: configuration.vcpuCount, maximum: maximum)
+        guard (1...maximum).contains(machine.vcpuCount) else {
+            throw ConfigurationError.vcpuCount(requested: machine.vcpuCount, maximum: maximum)
         }
         vm = try hypervisor.createVirtualMachine()
         if hypervisor.hasIdentityMapAddress {
@@ -145,7 +129,7 @@ public final class MicroVM: @unchecked Sendable {
         try vm.createProgrammableIntervalTimer()
         events.reached(\.kvm)
         memoryFile = restoring?.memory
-        memory = try restoring?.memory.map() ?? GuestMemory(size: configuration.memorySize)
+        memory = try restoring?.memory.map() ?? GuestMemory(size: machine.memorySize)
         try vm.map(memory)
         events.reached(\.memory)
 
@@ -169,63 +153,20 @@ public final class MicroVM: @unchecked Sendable {
             control.stop(reported.value.map(VMExit.commandExited) ?? .reset)
         }
         try ioBus.insert(i8042, base: I8042.basePort, size: I8042.portCount)
-        if configuration.acpi {
+        if machine.acpi {
             let power = PowerRegisters(onPowerOff: { control.stop(reported.value.map(VMExit.commandExited) ?? .powerOff) },
                                        onReset: { control.stop(reported.value.map(VMExit.commandExited) ?? .reset) })
             try ioBus.insert(power, base: PowerRegisters.basePort, size: PowerRegisters.portCount)
         }
 
-        // Fixed order: the console or the command's streams, the disks (vda, vdb, …), the shares,
-        // the network, vsock, virtio-rng.
         let slots = VirtioSlots(bus: mmioBus, memory: memory, interrupt: interruptLine) { Self.report($0) }
-        if configuration.commandStreams {
-            let standardOutput = ConsoleOutput(fd: STDOUT_FILENO, abandon: { control.isStopping })
-            let standardError = ConsoleOutput(fd: STDERR_FILENO, abandon: { control.isStopping })
-            let streams = CommandStreams(io: VirtioConsole { standardOutput.write($0) },
-                                         errors: VirtioConsole { standardError.write($0) })
-            try slots.add(streams.io)
-            try slots.add(streams.errors)
-            try mmioBus.insert(StreamsReadyRegister { streams.guestReady() },
-                               base: MemoryMap.streamsReadyRegister.rawValue, size: StreamsReadyRegister.size)
-            self.streams = streams
-        } else {
-            streams = nil
-        }
-        if configuration.console == .virtio {
-            let console = VirtioConsole(output: write)
-            try slots.add(console)
-            virtioConsole = console
-        } else {
-            virtioConsole = nil
-        }
-        for (index, disk) in disks.enumerated() {
-            try slots.add(VirtioBlock(backend: disk, identifier: "microvm-disk\(index)"))
-        }
-        for (tag, directory) in shares {
-            try slots.add(Virtio9P(directory: directory, tag: tag))
-        }
-        if let network {
-            let device = VirtioNet(backend: network, mac: configuration.networkMAC,
-                                   backendClosed: { Self.report("the network backend closed its connection; the guest's network is down") },
-                                   wake: { deviceIO.wakeUp() })
-            let slot = try slots.add(device)
-            deviceIO.add(device)
-            // The guest's transmit notifications go to the event loop without a vCPU exit to
-            // userspace (docs/networking.md has the measurements).
-            let transmitNotifier = try EventFD(nonBlocking: true)
-            try vm.registerIOEventFD(transmitNotifier, address: slot.address.rawValue + VirtioMMIOTransport.queueNotifyOffset,
-                                     length: 4, datamatch: UInt64(VirtioNet.transmitQueue))
-            deviceIO.add(notifier: transmitNotifier) { device.queueNotified(VirtioNet.transmitQueue) }
-        }
-        if let path = configuration.vsock, let vsockListener {
-            let device = VirtioVsock(listener: vsockListener, connect: { port in VsockHostSocket.connect(path, port: port) },
-                                     wake: { deviceIO.wakeUp() })
-            try slots.add(device)
-            deviceIO.add(device)
-        }
-        if let limit = configuration.entropy {
-            try slots.add(VirtioEntropy(limit: limit) { delay, refill in deviceIO.schedule(after: delay, refill) })
-        }
+        let builder = MachineBuilder(machine: machine, session: session, resources: resources, vm: vm, mmioBus: mmioBus, slots: slots,
+                                     deviceIO: deviceIO, control: control, consoleWrite: write)
+        try builder.attachDevices()
+        streams = builder.streams
+        virtioConsole = builder.virtioConsole
+        workOrder = builder.workOrder
+        needs = builder.needs
         devices = [serial, i8042] + slots.slots.map(\.transport)
         events.reached(\.devices)
 
@@ -237,39 +178,22 @@ public final class MicroVM: @unchecked Sendable {
             return
         }
 
-        var commandLine = configuration.commandLine
-        let acpi = configuration.acpi ? ACPITables(Self.platform(configuration, slots: slots)) : nil
+        var commandLine = machine.commandLine
+        let acpi = machine.acpi ? ACPITables(Self.platform(machine, slots: slots)) : nil
         commandLine.insertKernelParameters(profile.kernelParameters + (acpi == nil ? slots.kernelParameters : [])
-            + (configuration.controlSocket != nil ? profile.snapshotKernelParameters : []))
-        if configuration.rootOnFirstDisk, let root = configuration.disks.first {
-            commandLine.insertKernelParameters(["microvm.root=/dev/vda"] + (root.readOnly ? ["microvm.rootro=1"] : []))
-        }
-        let mounted = configuration.shares.filter { $0.tag != VMConfiguration.Share.rootTag }.map(\.tag)
-        if !mounted.isEmpty {
-            commandLine.insertKernelParameters(["microvm.shares=" + mounted.joined(separator: ",")])
-        }
-        if let root = configuration.shares.first(where: { $0.tag == VMConfiguration.Share.rootTag }) {
-            commandLine.insertKernelParameters(["microvm.root=9p:\(root.tag)"] + (root.readOnly ? ["microvm.rootro=1"] : []))
-        }
-        if configuration.network != nil {
-            commandLine.insertKernelParameters(["microvm.net=dhcp"])
-        }
-        if let command = configuration.command {
-            commandLine.insertKernelParameters([GuestCommand.kernelParameter(command)])
-        }
-
-        let entry = try KernelLoader.load(kernel: configuration.kernel, initrds: (configuration.initrd.map { [$0] } ?? []) + configuration.appendedInitrds,
+            + (session.controlSocket != nil || workOrder != nil ? profile.snapshotKernelParameters : []))
+        let entry = try KernelLoader.load(kernel: machine.kernel, initrds: machine.initrds,
                                           commandLine: commandLine, rsdp: acpi.map { GuestAddress($0.rsdpAddress) }, into: memory)
         try BootCPUState.writeTables(for: entry, into: memory)
         // Kept beside ACPI: a kernel built without ACPI still finds its CPUs here.
-        try memory.write(MPTable.bytes(cpus: configuration.vcpuCount), at: MemoryMap.mpTable)
+        try memory.write(MPTable.bytes(cpus: machine.vcpuCount), at: MemoryMap.mpTable)
         if let acpi { try memory.write(acpi.image, at: MemoryMap.acpiTables) }
         events.reached(\.kernel)
         let supported = try hypervisor.supportedCPUID()
         var cpus: [VirtualCPU] = []
-        for id in 0..<UInt32(configuration.vcpuCount) {
+        for id in 0..<UInt32(machine.vcpuCount) {
             let cpu = try vm.createVirtualCPU(id: id)
-            try cpu.setCPUID(CPUIDTemplate.entries(supported: supported, vcpu: id, cpus: configuration.vcpuCount, profile: profile))
+            try cpu.setCPUID(CPUIDTemplate.entries(supported: supported, vcpu: id, cpus: machine.vcpuCount, profile: profile))
             try cpu.setMSRs(BootCPUState.msrs)
             try cpu.setLocalAPIC(BootCPUState.localAPIC(try cpu.localAPIC()))
             // Only the boot CPU starts here; the others wait in KVM for the guest's INIT and SIPI.
@@ -287,32 +211,16 @@ public final class MicroVM: @unchecked Sendable {
     }
 
     /// What the ACPI tables describe: the devices just put on the buses.
-    static func platform(_ configuration: VMConfiguration, slots: VirtioSlots) -> ACPIPlatform {
+    static func platform(_ machine: MachineSpec, slots: VirtioSlots) -> ACPIPlatform {
         let power = ACPIPlatform.PowerRegisters(
             sleepControl: UInt16(PowerRegisters.basePort + PowerRegisters.sleepControlOffset),
             sleepStatus: UInt16(PowerRegisters.basePort + PowerRegisters.sleepStatusOffset),
             reset: UInt16(PowerRegisters.basePort + PowerRegisters.resetOffset),
             resetValue: PowerRegisters.resetValue, softOffSleepType: PowerRegisters.softOffSleepType)
-        return ACPIPlatform(cpus: configuration.vcpuCount, localAPICAddress: UInt32(MemoryMap.lapic.rawValue),
+        return ACPIPlatform(cpus: machine.vcpuCount, localAPICAddress: UInt32(MemoryMap.lapic.rawValue),
                             ioAPICAddress: UInt32(MemoryMap.ioapic.rawValue),
                             serial: .init(port: UInt16(Serial16550.com1Port), irq: UInt8(Serial16550.com1IRQ)),
                             virtioDevices: slots.acpiDevices, power: power)
-    }
-
-    /// Tags name shares on the kernel command line and in /mnt: one word each, unique, and
-    /// short enough for the device's config space.
-    private static func checkTags(_ shares: [VMConfiguration.Share]) throws(ConfigurationError) {
-        var seen: Set<String> = []
-        for share in shares {
-            let allowed = share.tag.utf8.allSatisfy { byte in
-                (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte) || byte == 0x2d || byte == 0x5f || byte == 0x2e
-            }
-            guard !share.tag.isEmpty, allowed, share.tag != ".", share.tag != ".." else { throw .badShareTag(share.tag) }
-            guard share.tag.utf8.count <= Virtio9P.maximumTagLength else {
-                throw .shareTagTooLong(share.tag, maximum: Virtio9P.maximumTagLength)
-            }
-            guard seen.insert(share.tag).inserted else { throw .duplicateShareTag(share.tag) }
-        }
     }
 
     /// Runs the guest until it resets, crashes, the user quits or a signal arrives.
@@ -334,11 +242,11 @@ public final class MicroVM: @unchecked Sendable {
         KickSignal.acquire()
         defer { KickSignal.release() }
 
-        let terminal = socket == nil && configuration.consoleInput ? Terminal(fd: STDIN_FILENO) : nil
+        let terminal = socket == nil && session.consoleInput ? Terminal(fd: STDIN_FILENO) : nil
         let input: EventLoop.Input
         if let socket {
             input = .socket(socket)
-        } else if configuration.consoleInput {
+        } else if session.consoleInput {
             // The command's own streams carry every byte: a container has no escape key.
             input = .standardInput(escape: terminal != nil && streams == nil)
         } else {
@@ -386,10 +294,10 @@ public final class MicroVM: @unchecked Sendable {
                 break
             }
         }
-        if configuration.seccomp {
+        if session.seccomp {
             do {
-                try SeccompFilter.install(for: .eventLoop, control: controlServer != nil, networking: configuration.network != nil,
-                                          vsock: configuration.vsock != nil)
+                try SeccompFilter.install(for: .eventLoop, control: controlServer != nil, networking: needs.contains(.networking),
+                                          vsock: needs.contains(.vsock))
             } catch {
                 control.stop(.vmmError(error.description))
             }
@@ -406,11 +314,11 @@ public final class MicroVM: @unchecked Sendable {
     /// system-call filter, and time the boot CPU's first run.
     private func prepareThread(for cpu: VirtualCPU) -> () throws -> Void {
         let events = self.events
-        let seccomp = configuration.seccomp
-        let sharing = !configuration.shares.isEmpty
-        let networking = configuration.network != nil
-        let vsock = configuration.vsock != nil
-        let consoleLog = configuration.consoleLog != nil
+        let seccomp = session.seccomp
+        let sharing = needs.contains(.sharing)
+        let networking = needs.contains(.networking)
+        let vsock = needs.contains(.vsock)
+        let consoleLog = session.consoleLog != nil
         return {
             if cpu.id == 0 { events.reached(\.thread) }
             var kick = sigset_t()

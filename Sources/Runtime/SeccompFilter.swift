@@ -80,6 +80,18 @@ public enum SeccompFilter {
     /// the library knows, so a filter without them would kill the thread that does.
     static let newerCalls: [String: Int32] = ["fchmodat2": 452]
 
+    /// What a machine's devices ask of the threads that serve them (`MachineBuilder`).
+    public struct Needs: OptionSet, Sendable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        /// 9p shares: a vCPU thread opens, reads and writes files for the guest.
+        public static let sharing = Needs(rawValue: 1 << 0)
+        /// A network backend: tap offload ioctls, socket sends.
+        public static let networking = Needs(rawValue: 1 << 1)
+        /// vsock: host sockets connected for the guest.
+        public static let vsock = Needs(rawValue: 1 << 2)
+    }
+
     public static func install(for kind: ThreadKind, sharing: Bool = false, control: Bool = false,
                                networking: Bool = false, vsock: Bool = false, consoleLog: Bool = false) throws(SeccompFilter.Error) {
         installReporter()

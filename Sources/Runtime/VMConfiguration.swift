@@ -2,7 +2,8 @@ import Boot
 import Devices
 import Glibc
 
-/// Everything needed to build a VM, as the command line or a library user gives it.
+/// Everything needed to boot a VM, as the command line or a library user gives it: the
+/// guest's machine and the run's session in one list, which `machine` and `session` split.
 public struct VMConfiguration: Sendable {
     /// Path of a bzImage or ELF vmlinux.
     public var kernel: String
@@ -193,6 +194,53 @@ public struct VMConfiguration: Sendable {
         self.entropy = entropy
         self.vsock = vsock
         self.profiling = profiling
+    }
+
+    /// What the guest sees. The devices in a fixed order: the command's streams or the
+    /// console, the disks (vda, vdb, …), the shares, the network, vsock, virtio-rng. What
+    /// the initrd's /init does (the root, the shares to mount, the network, the command)
+    /// is on the kernel command line.
+    public var machine: MachineSpec {
+        var devices: [DeviceSpec] = []
+        if commandStreams { devices.append(.commandStreams) }
+        if console == .virtio { devices.append(.console) }
+        devices += disks.map { .disk(readOnly: $0.readOnly) }
+        devices += shares.map { .share(tag: $0.tag, readOnly: $0.readOnly) }
+        if let network {
+            if case .tap = network {
+                devices.append(.network(mac: networkMAC, offloads: true))
+            } else {
+                devices.append(.network(mac: networkMAC, offloads: false))
+            }
+        }
+        if vsock != nil { devices.append(.vsock) }
+        if let entropy { devices.append(.entropy(entropy)) }
+        var commandLine = commandLine
+        if rootOnFirstDisk, let root = disks.first {
+            commandLine.insertKernelParameters(["microvm.root=/dev/vda"] + (root.readOnly ? ["microvm.rootro=1"] : []))
+        }
+        let mounted = shares.filter { $0.tag != Share.rootTag }.map(\.tag)
+        if !mounted.isEmpty {
+            commandLine.insertKernelParameters(["microvm.shares=" + mounted.joined(separator: ",")])
+        }
+        if let root = shares.first(where: { $0.tag == Share.rootTag }) {
+            commandLine.insertKernelParameters(["microvm.root=9p:\(root.tag)"] + (root.readOnly ? ["microvm.rootro=1"] : []))
+        }
+        if network != nil {
+            commandLine.insertKernelParameters(["microvm.net=dhcp"])
+        }
+        if let command {
+            commandLine.insertKernelParameters([GuestCommand.kernelParameter(command)])
+        }
+        return MachineSpec(kernel: kernel, initrds: (initrd.map { [$0] } ?? []) + appendedInitrds, commandLine: commandLine,
+                           memorySize: memorySize, vcpuCount: vcpuCount, acpi: acpi, console: console, devices: devices)
+    }
+
+    /// What this run binds on the host.
+    public var session: Session {
+        Session(consoleSocket: consoleSocket, consoleOutput: consoleOutput, consoleLog: consoleLog, consoleLogLimit: consoleLogLimit,
+                consoleInput: consoleInput, disks: disks, shares: shares, network: network, vsock: vsock, seccomp: seccomp,
+                controlSocket: controlSocket, profiling: profiling)
     }
 
     /// The MAC address the network device gets: `mac`, or a locally administered unicast

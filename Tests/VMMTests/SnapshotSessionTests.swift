@@ -1,4 +1,5 @@
 @testable import Devices
+import Boot
 import Glibc
 @testable import KVM
 import Memory
@@ -8,9 +9,11 @@ import Testing
 /// What a snapshot keeps of the host (nothing by path), how a restore binds its disks and
 /// shares by name, and the files a snapshot reads and writes.
 @Suite struct SnapshotSessionTests {
-    func snapshot(disks: [VMSnapshot.Disk], shares: [VMSnapshot.Share]) -> VMSnapshot {
-        VMSnapshot(memorySize: 16 << 20, vcpuCount: 1, console: .serial, disks: disks, shares: shares, acpi: false, entropy: nil,
-                   commandLine: "console=ttyS0", hostCPU: 1,
+    func snapshot(disks: [Bool], shares: [(tag: String, readOnly: Bool)], stamps: [VMSnapshot.Disk]? = nil) -> VMSnapshot {
+        let devices = disks.map { DeviceSpec.disk(readOnly: $0) } + shares.map { DeviceSpec.share(tag: $0.tag, readOnly: $0.readOnly) }
+        return VMSnapshot(machine: MachineSpec(kernel: "", commandLine: KernelCommandLine("console=ttyS0"), memorySize: 16 << 20, vcpuCount: 1,
+                                               acpi: false, console: .serial, devices: devices),
+                   disks: stamps ?? disks.map { _ in VMSnapshot.Disk(size: 0, modified: 0, modifiedNanoseconds: 0) }, hostCPU: 1,
                    vm: VMSavedState(interruptControllers: [[1], [2], [3]], timer: [4], clock: [5]),
                    cpus: [VCPUSavedState(registers: [1], specialRegisters: [2], extendedState: [3], extendedControlRegisters: [4],
                                          debugRegisters: [5], localAPIC: [6], events: [7], multiprocessingState: [8], cpuid: [9], msrs: [])],
@@ -25,10 +28,14 @@ import Testing
                                             shares: [.init(path: "/etc", tag: "config", readOnly: false)])
         var diskStatus = stat()
         #expect(stat(directory.path + "/root-disk.img", &diskStatus) == 0)
-        let saved = VMSnapshot.savedDevices(configuration, diskStatus: [diskStatus])
-        #expect(saved.disks == [.init(readOnly: true, size: 4096, modified: saved.disks[0].modified, modifiedNanoseconds: saved.disks[0].modifiedNanoseconds)])
-        #expect(saved.shares == [.init(tag: "config", readOnly: false)])
-        let bytes = snapshot(disks: saved.disks, shares: saved.shares).file.encoded()
+        let stamps = VMSnapshot.stamps([diskStatus])
+        #expect(stamps == [.init(size: 4096, modified: stamps[0].modified, modifiedNanoseconds: stamps[0].modifiedNanoseconds)])
+        var machine = configuration.machine
+        machine.kernel = ""
+        machine.initrds = []
+        var saved = snapshot(disks: [true], shares: [("config", false)], stamps: stamps)
+        saved.machine = machine
+        let bytes = saved.file.encoded()
         let text = String(decoding: bytes, as: UTF8.self)
         for path in [directory.path, "root-disk.img", "/etc", "kernel-image"] {
             #expect(!text.contains(path), "the state file holds \(path)")
@@ -42,7 +49,7 @@ import Testing
     }
 
     @Test func sharesAreMatchedByTagAndKeepTheirSlots() throws {
-        let saved = snapshot(disks: [], shares: [.init(tag: "a", readOnly: false), .init(tag: "b", readOnly: true)])
+        let saved = snapshot(disks: [], shares: [("a", false), ("b", true)])
         let session = try saved.session(disks: [], shares: [.init(path: "/b", tag: "b", readOnly: true), .init(path: "/a", tag: "a")])
         #expect(session.shares.map(\.path) == ["/a", "/b"])
     }
@@ -58,9 +65,7 @@ import Testing
         (["/x", "/y,ro"], ["/d:data", "/e:data"], "the share tag data is given 2 times"),
     ])
     func devicesThatDoNotMatchAreRefused(disks: [String], shares: [String], reason: String) {
-        let saved = snapshot(disks: [.init(readOnly: false, size: 0, modified: 0, modifiedNanoseconds: 0),
-                                     .init(readOnly: true, size: 0, modified: 0, modifiedNanoseconds: 0)],
-                             shares: [.init(tag: "data", readOnly: false)])
+        let saved = snapshot(disks: [false, true], shares: [("data", false)])
         let givenDisks = disks.map { VMConfiguration.Disk(path: $0.replacingSuffix(",ro"), readOnly: $0.hasSuffix(",ro")) }
         let givenShares = shares.map { share in
             let parts = share.replacingSuffix(",ro").split(separator: ":")

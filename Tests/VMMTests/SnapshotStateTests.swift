@@ -1,4 +1,5 @@
 @testable import Devices
+import Boot
 import Glibc
 @testable import KVM
 @testable import Memory
@@ -183,10 +184,12 @@ func copyOfMemory(_ memory: GuestMemory) throws -> GuestMemory {
 
 @Suite struct SnapshotFileTests {
     func sample() -> VMSnapshot {
-        VMSnapshot(memorySize: 64 << 20, vcpuCount: 2, console: .virtio,
-                   disks: [.init(readOnly: true, size: 4096, modified: 1_700_000_000, modifiedNanoseconds: 5)],
-                   shares: [.init(tag: "srv", readOnly: false)], acpi: true,
-                   entropy: .init(bytesPerSecond: 4096, burst: 512), commandLine: "console=hvc0",
+        VMSnapshot(machine: MachineSpec(kernel: "", commandLine: KernelCommandLine("console=hvc0"), memorySize: 64 << 20, vcpuCount: 2,
+                                        acpi: true, console: .virtio,
+                                        devices: [.console, .disk(readOnly: true), .share(tag: "srv", readOnly: false),
+                                                  .network(mac: [2, 0, 0, 0, 0, 1], offloads: false), .workOrder, .vsock,
+                                                  .entropy(.init(bytesPerSecond: 4096, burst: 512)), .commandStreams]),
+                   disks: [.init(size: 4096, modified: 1_700_000_000, modifiedNanoseconds: 5)],
                    hostCPU: 0x1234_5678_9abc_def0,
                    vm: VMSavedState(interruptControllers: [[1, 2], [3], [4, 5, 6]], timer: [7], clock: [8, 9]),
                    cpus: (0..<2).map { id in
@@ -212,12 +215,12 @@ func copyOfMemory(_ memory: GuestMemory) throws -> GuestMemory {
         var flipped = bytes
         flipped[100] ^= 0x40
         #expect(throws: SnapshotError.checksum) { try SnapshotFile.decode(flipped) }
-        // Version 3 named the host's disks and shares: such a file is refused, not reinterpreted.
+        // Version 4 kept no machine spec: such a file is refused, not reinterpreted.
         var older = bytes.dropLast(4) + []
-        older[16] = 3
+        older[16] = 4
         older += withUnsafeBytes(of: CRC32.checksum(older).littleEndian) { Array($0) }
-        #expect(throws: SnapshotError.version(found: 3, expected: 4)) { try SnapshotFile.decode(Array(older)) }
-        #expect(SnapshotError.version(found: 3, expected: 4).description == "the snapshot has format version 3; this microvm reads version 4")
+        #expect(throws: SnapshotError.version(found: 4, expected: 5)) { try SnapshotFile.decode(Array(older)) }
+        #expect(SnapshotError.version(found: 4, expected: 5).description == "the snapshot has format version 4; this microvm reads version 5")
         #expect(throws: SnapshotError.notASnapshot) { try SnapshotFile.decode(Array("not a snapshot at all, just text".utf8)) }
 
         // A section longer than what follows it, with a checksum that matches.

@@ -7,7 +7,7 @@ import Devices
 /// structs and device registers, and every byte of it is checked before use.
 struct SnapshotFile: Equatable {
     static let magic = Array("microvm-snapshot".utf8)
-    static let version: UInt32 = 4
+    static let version: UInt32 = 5
     /// No section of ours comes near it; a larger length is damage, not data.
     static let maximumSectionLength = 64 << 20
     static let maximumSections = 1024

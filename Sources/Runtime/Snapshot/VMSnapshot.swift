@@ -5,23 +5,15 @@ import X86
 /// What a snapshot holds besides guest RAM: the machine the VM was built as, a fingerprint
 /// of the host's CPU, the KVM state of the VM and of each vCPU, and each device's state
 /// under its key. It names no host path: the files a restored VM opens come from the
-/// restore's command line (`session(disks:shares:)`), the memory file is the state
-/// file's path with `.mem` added. `file` and `init(_:)` map it to and from sections.
+/// restore's session (`session(disks:shares:)`), the memory file is the state file's
+/// path with `.mem` added. `file` and `init(_:)` map it to and from sections.
 struct VMSnapshot: Equatable {
-    /// A disk by its place: the Nth disk is /dev/vd(a+N) in the guest.
+    /// What a disk was when the snapshot was taken, by its place (the Nth is /dev/vd(a+N)):
+    /// the guest's page cache holds its blocks as they were then.
     struct Disk: Equatable {
-        var readOnly: Bool
-        /// Size and modification time when the snapshot was taken: the guest's page
-        /// cache holds the disk's blocks as they were then.
         var size: UInt64
         var modified: Int64
         var modifiedNanoseconds: Int64
-    }
-
-    /// A share by its tag, the name the guest mounted it by.
-    struct Share: Equatable {
-        var tag: String
-        var readOnly: Bool
     }
 
     /// A device's saved state and whose it is: the device's kind and its slot among the
@@ -33,17 +25,9 @@ struct VMSnapshot: Equatable {
         var state: [UInt8]
     }
 
-    var memorySize: UInt64
-    var vcpuCount: Int
-    var console: VMConfiguration.ConsoleDevice
+    var machine: MachineSpec
+    /// One for each of the machine's disks.
     var disks: [Disk]
-    var shares: [Share]
-    /// Whether the VM has ACPI tables, and so the power registers they point at.
-    var acpi: Bool
-    /// virtio-rng's rate limit, if the VM has one.
-    var entropy: VirtioEntropy.RateLimit?
-    /// The guest's kernel command line, for the record.
-    var commandLine: String
     var hostCPU: UInt64
     var vm: VMSavedState
     var cpus: [VCPUSavedState]
@@ -56,35 +40,22 @@ struct VMSnapshot: Equatable {
     var file: SnapshotFile {
         var file = SnapshotFile()
         var configuration = StateWriter()
-        configuration.put(memorySize)
-        configuration.put(UInt32(vcpuCount))
-        configuration.put(console.rawValue)
-        configuration.put(commandLine)
+        machine.save(into: &configuration)
         configuration.put(UInt32(disks.count))
         for disk in disks {
-            configuration.put(disk.readOnly)
             configuration.put(disk.size)
             configuration.put(disk.modified)
             configuration.put(disk.modifiedNanoseconds)
         }
-        configuration.put(UInt32(shares.count))
-        for share in shares {
-            configuration.put(share.tag)
-            configuration.put(share.readOnly)
-        }
-        configuration.put(acpi)
-        configuration.put(entropy != nil)
-        configuration.put(entropy?.bytesPerSecond ?? 0)
-        configuration.put(entropy?.burst ?? 0)
         file.append("CONF", configuration.bytes)
         var host = StateWriter()
         host.put(hostCPU)
         file.append("HOST", host.bytes)
-        var machine = StateWriter()
-        for chip in vm.interruptControllers { machine.put(bytes: chip) }
-        machine.put(bytes: vm.timer)
-        machine.put(bytes: vm.clock)
-        file.append("VMST", machine.bytes)
+        var kvm = StateWriter()
+        for chip in vm.interruptControllers { kvm.put(bytes: chip) }
+        kvm.put(bytes: vm.timer)
+        kvm.put(bytes: vm.clock)
+        file.append("VMST", kvm.bytes)
         for cpu in cpus {
             var writer = StateWriter()
             for part in [cpu.registers, cpu.specialRegisters, cpu.extendedState, cpu.extendedControlRegisters, cpu.debugRegisters,
@@ -113,17 +84,10 @@ struct VMSnapshot: Equatable {
         return file
     }
 
-    init(memorySize: UInt64, vcpuCount: Int, console: VMConfiguration.ConsoleDevice, disks: [Disk], shares: [Share],
-         acpi: Bool, entropy: VirtioEntropy.RateLimit?, commandLine: String, hostCPU: UInt64, vm: VMSavedState, cpus: [VCPUSavedState],
+    init(machine: MachineSpec, disks: [Disk], hostCPU: UInt64, vm: VMSavedState, cpus: [VCPUSavedState],
          devices: [DeviceState], exitStatus: Int32?) {
-        self.memorySize = memorySize
-        self.vcpuCount = vcpuCount
-        self.console = console
+        self.machine = machine
         self.disks = disks
-        self.shares = shares
-        self.acpi = acpi
-        self.entropy = entropy
-        self.commandLine = commandLine
         self.hostCPU = hostCPU
         self.vm = vm
         self.cpus = cpus
@@ -134,43 +98,25 @@ struct VMSnapshot: Equatable {
     init(_ file: SnapshotFile) throws(SnapshotError) {
         do throws(StateError) {
             var configuration = try Self.single(file, "CONF")
-            memorySize = try configuration.get(UInt64.self, "memory size")
-            vcpuCount = Int(try configuration.get(UInt32.self, "vCPU count"))
-            guard (1...254).contains(vcpuCount) else { throw StateError.invalid(what: "vCPU count") }
-            guard let console = VMConfiguration.ConsoleDevice(rawValue: try configuration.string("console", limit: 16)) else {
-                throw StateError.invalid(what: "console")
-            }
-            self.console = console
-            commandLine = try configuration.string("command line", limit: 1 << 16)
+            machine = try MachineSpec(from: &configuration)
             let diskCount = Int(try configuration.get(UInt32.self, "disk count"))
-            guard diskCount <= 64 else { throw StateError.invalid(what: "disk count") }
+            guard diskCount == machine.devices.count(where: { $0.kind == "disk" }) else { throw StateError.invalid(what: "disk count") }
             disks = []
             for _ in 0..<diskCount {
-                disks.append(Disk(readOnly: try configuration.bool("disk read-only"),
-                                  size: try configuration.get(UInt64.self, "disk size"), modified: try configuration.get(Int64.self, "disk time"),
+                disks.append(Disk(size: try configuration.get(UInt64.self, "disk size"), modified: try configuration.get(Int64.self, "disk time"),
                                   modifiedNanoseconds: try configuration.get(Int64.self, "disk time")))
             }
-            let shareCount = Int(try configuration.get(UInt32.self, "share count"))
-            guard shareCount <= 64 else { throw StateError.invalid(what: "share count") }
-            shares = []
-            for _ in 0..<shareCount {
-                let share = Share(tag: try configuration.string("share tag", limit: Virtio9P.maximumTagLength),
-                                  readOnly: try configuration.bool("share read-only"))
-                guard !shares.contains(where: { $0.tag == share.tag }) else { throw StateError.invalid(what: "share tags (\(share.tag) twice)") }
-                shares.append(share)
+            var tags: Set<String> = []
+            for case .share(let tag, _) in machine.devices where !tags.insert(tag).inserted {
+                throw StateError.invalid(what: "share tags (\(tag) twice)")
             }
-            acpi = try configuration.bool("ACPI")
-            let hasEntropy = try configuration.bool("virtio-rng")
-            let rate = try configuration.get(UInt64.self, "virtio-rng rate")
-            let burst = try configuration.get(UInt64.self, "virtio-rng burst")
-            entropy = hasEntropy ? VirtioEntropy.RateLimit(bytesPerSecond: rate, burst: burst) : nil
             try configuration.finish("configuration")
             var host = try Self.single(file, "HOST")
             hostCPU = try host.get(UInt64.self, "host CPU")
-            var machine = try Self.single(file, "VMST")
-            vm = VMSavedState(interruptControllers: try (0..<3).map { _ throws(StateError) in try machine.bytes("irqchip", limit: Self.maximumBlob) },
-                              timer: try machine.bytes("PIT", limit: Self.maximumBlob), clock: try machine.bytes("kvmclock", limit: Self.maximumBlob))
-            try machine.finish("VM state")
+            var kvm = try Self.single(file, "VMST")
+            vm = VMSavedState(interruptControllers: try (0..<3).map { _ throws(StateError) in try kvm.bytes("irqchip", limit: Self.maximumBlob) },
+                              timer: try kvm.bytes("PIT", limit: Self.maximumBlob), clock: try kvm.bytes("kvmclock", limit: Self.maximumBlob))
+            try kvm.finish("VM state")
             cpus = []
             for payload in file.payloads("VCPU") {
                 var reader = StateReader(payload)
@@ -187,7 +133,7 @@ struct VMSnapshot: Equatable {
                                            extendedControlRegisters: parts[3], debugRegisters: parts[4], localAPIC: parts[5],
                                            events: parts[6], multiprocessingState: parts[7], cpuid: parts[8], msrs: msrs))
             }
-            guard cpus.count == vcpuCount else { throw StateError.invalid(what: "vCPU states (\(cpus.count) for \(vcpuCount) vCPUs)") }
+            guard cpus.count == machine.vcpuCount else { throw StateError.invalid(what: "vCPU states (\(cpus.count) for \(machine.vcpuCount) vCPUs)") }
             devices = try file.payloads("DEVS").map { payload throws(StateError) in
                 var reader = StateReader(payload)
                 let device = DeviceState(kind: try reader.string("device kind", limit: 32), slot: try reader.get(UInt32.self, "device slot"),
