@@ -63,6 +63,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: .hidden)
     var seccompSelftest = false
 
+    @Flag(help: ArgumentHelp("Boot the kernel instead of restoring a template of this machine (a snapshot of it booted once, kept in the cache; see `microvm template`)."))
+    var noTemplate = false
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("After --: the command the guest runs, its arguments passed through unchanged; microvm exits with its status.", valueName: "command"))
     var command: [String] = []
 
@@ -146,7 +149,13 @@ struct RunCommand: ParsableCommand {
         )
         configuration.profiling = try profiling(kernel: kernelPath!)
         configuration.consoleLogLimit = try session.consoleLogLimit()
-        let vm = try MicroVM(configuration, events: events)
+        let vm: MicroVM
+        if !noTemplate, !seccompSelftest, configuration.templateObstacle == nil {
+            vm = try MicroVM.fromTemplate(configuration.templateMachine, session: configuration.session, order: configuration.workOrder,
+                                          events: events) { line in if !session.quiet { report(line) } }
+        } else {
+            vm = try MicroVM(configuration, events: events)
+        }
         // Opened before the jail, which hides their directory.
         let outputs = try profile.map { path throws(OutputFile.Error) in
             let log = session.consoleLog.flatMap { log in InputFile.Identity.of(log).map { [(role: "the console log \(log)", identity: $0)] } } ?? []
