@@ -53,9 +53,11 @@ final class MemoryDisk: BlockBackend, @unchecked Sendable {
     static let data: UInt64 = 0x20000
     static let status: UInt64 = 0x30000
 
-    init(readOnly: Bool = false) throws {
+    /// `empty`: a slot without a backend.
+    init(readOnly: Bool = false, empty: Bool = false) throws {
         driver = try SimulatedDriver(size: 16)
-        block = VirtioBlock(backend: readOnly ? MemoryDisk(sectors: 64, readOnly: true) : disk, identifier: "microvm-disk0")
+        block = empty ? VirtioBlock(identifier: "microvm-disk0")
+            : VirtioBlock(backend: readOnly ? MemoryDisk(sectors: 64, readOnly: true) : disk, identifier: "microvm-disk0")
         block.activate(queues: [try driver.queue()], features: 0, interrupt: interrupt)
     }
 
@@ -171,6 +173,46 @@ final class MemoryDisk: BlockBackend, @unchecked Sendable {
         block.queueNotified(0)
         #expect(interrupt.recorded == ["reset: descriptor chain from 0: the request has no device-writable status byte at its end"])
         #expect(try driver.usedIndex() == 0)
+    }
+
+    @Test func anEmptySlotAnswersIOErrorsAndItsSerial() throws {
+        var test = try VirtioBlockTests(empty: true)
+        #expect(test.block.capacity == 0)
+        #expect(test.block.deviceFeatures & VirtioBlock.Feature.readOnly == 0, "an empty slot offers a writable disk")
+        let requests: [(UInt32, [(UInt64, UInt32, Bool)])] = [
+            (VirtioBlock.RequestType.read, [(Self.header, 16, false), (Self.data, 512, true), (Self.status, 1, true)]),
+            (VirtioBlock.RequestType.write, [(Self.header, 16, false), (Self.data, 512, false), (Self.status, 1, true)]),
+            (VirtioBlock.RequestType.flush, [(Self.header, 16, false), (Self.status, 1, true)]),
+        ]
+        for (type, buffers) in requests {
+            try test.writeHeader(type: type, sector: 0)
+            #expect(try test.submit(buffers) == (VirtioBlock.Status.ioError, 1), "request type \(type)")
+        }
+        try test.writeHeader(type: VirtioBlock.RequestType.getID, sector: 0)
+        let result = try test.submit([(Self.header, 16, false), (Self.data, 20, true), (Self.status, 1, true)])
+        #expect(result == (VirtioBlock.Status.ok, 21))
+        #expect(try test.driver.memory.read(at: GuestAddress(Self.data), count: 13) == Array("microvm-disk0".utf8))
+        #expect(!test.interrupt.recorded.contains("config"))
+    }
+
+    /// The driver read the features of an empty slot, which offers a writable disk: a
+    /// read-only backend given later answers writes with IOERR, whatever the guest tries.
+    @Test func aReadOnlyBackendAttachedLaterStillRefusesWrites() throws {
+        var test = try VirtioBlockTests(empty: true)
+        let disk = MemoryDisk(sectors: 8, readOnly: true)
+        try test.block.attach(disk)
+        #expect(test.interrupt.recorded == ["config"])
+        #expect(test.block.capacity == 8)
+        #expect(test.block.deviceFeatures & VirtioBlock.Feature.readOnly == 0)
+        let before = disk.bytes
+        try test.writeHeader(type: VirtioBlock.RequestType.write, sector: 0)
+        #expect(try test.submit([(Self.header, 16, false), (Self.data, 512, false), (Self.status, 1, true)]).status
+            == VirtioBlock.Status.ioError)
+        #expect(disk.bytes == before)
+        try test.writeHeader(type: VirtioBlock.RequestType.read, sector: 7)
+        #expect(try test.submit([(Self.header, 16, false), (Self.data, 512, true), (Self.status, 1, true)]).status
+            == VirtioBlock.Status.ok)
+        #expect(try test.driver.memory.read(at: GuestAddress(Self.data), count: 512) == Array(disk.bytes[3584...]))
     }
 
     @Test func configurationSpaceDescribesTheDisk() {

@@ -225,6 +225,27 @@ final class MemoryNetwork: NetworkBackend, @unchecked Sendable {
         #expect(try test.receive.memory.read(at: 0x20000, count: 12) == [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0])
     }
 
+    /// A frame waiting in the device for receive buffers, or one the backend was not
+    /// ready to take, would be lost by a snapshot.
+    @Test mutating func framesInFlightAreNotIdle() throws {
+        #expect(device.isIdle)
+        backend.incoming = [frame(100)]
+        #expect(device.pumpReceive() == .guest)
+        #expect(!device.isIdle, "a frame waits for buffers")
+        try receive.post([(0x10000, 2048, true)])
+        #expect(device.pumpReceive() == .backend)
+        #expect(device.isIdle)
+        backend.full = true
+        try receive.memory.write([UInt8](repeating: 0, count: 12) + frame(60), at: 0x20000)
+        try postTransmit([(0x20000, 72, false)])
+        notifyTransmit()
+        #expect(!device.isIdle, "the backend is not ready for the guest's frame")
+        backend.full = false
+        device.serveReady([backend.descriptor: Int16(POLLOUT)], woken: false)
+        #expect(backend.sent.count == 1)
+        #expect(device.isIdle)
+    }
+
     @Test mutating func heldChainsSurviveASnapshot() throws {
         try receive.post([(0x10000, 100, true)])
         backend.incoming = [frame(300)]

@@ -27,9 +27,34 @@ import Testing
     }
 
     /// Guest connections reach one end of a socket pair, the other kept in `hostEnds`.
-    init() throws {
+    /// Without `hostAttached` the device has no host side until `attachHost`.
+    init(hostAttached: Bool = true) throws {
         let hostEnds = HostEnds()
-        try self.init(hostEnds: hostEnds) { port in
+        try self.init(hostEnds: hostEnds, connect: hostAttached ? Self.pairs(hostEnds) : nil)
+    }
+
+    /// Guest connections reach the Unix sockets `hostPath`_PORT, as microvm's do.
+    init(hostPath: String) throws {
+        try self.init(hostEnds: HostEnds()) { port in VsockHostSocket.connect(hostPath, port: port) }
+    }
+
+    private init(hostEnds: HostEnds, connect: (@Sendable (UInt32) -> Int32?)?) throws {
+        receive = try SimulatedDriver(size: 16, memorySize: 4 << 20)
+        transmit = SimulatedDriver(sharing: receive.memory, size: 16, rings: 0x4000)
+        listenerPath = "/tmp/microvm-vsock-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        self.hostEnds = hostEnds
+        let wakes = self.wakes
+        if let connect {
+            device = VirtioVsock(listener: try UnixSocket.listen(at: listenerPath), connect: connect, wake: { wakes.increment() })
+        } else {
+            device = VirtioVsock(wake: { wakes.increment() })
+        }
+        device.activate(queues: [try receive.queue(), try transmit.queue(), nil], features: 0, interrupt: interrupt)
+    }
+
+    /// Each connection a socket pair: one end for the device, the other kept in `hostEnds`.
+    static func pairs(_ hostEnds: HostEnds) -> @Sendable (UInt32) -> Int32? {
+        { port in
             guard !hostEnds.refuse else { return nil }
             var pair: [Int32] = [0, 0]
             guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0 else { return nil }
@@ -39,19 +64,9 @@ import Testing
         }
     }
 
-    /// Guest connections reach the Unix sockets `hostPath`_PORT, as microvm's do.
-    init(hostPath: String) throws {
-        try self.init(hostEnds: HostEnds()) { port in VsockHostSocket.connect(hostPath, port: port) }
-    }
-
-    private init(hostEnds: HostEnds, connect: @escaping @Sendable (UInt32) -> Int32?) throws {
-        receive = try SimulatedDriver(size: 16, memorySize: 4 << 20)
-        transmit = SimulatedDriver(sharing: receive.memory, size: 16, rings: 0x4000)
-        listenerPath = "/tmp/microvm-vsock-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
-        self.hostEnds = hostEnds
-        let wakes = self.wakes
-        device = VirtioVsock(listener: try UnixSocket.listen(at: listenerPath), connect: connect, wake: { wakes.increment() })
-        device.activate(queues: [try receive.queue(), try transmit.queue(), nil], features: 0, interrupt: interrupt)
+    /// Gives a device built without its host side the one `init()` gives.
+    func attachHost() throws {
+        try device.attach(listener: try UnixSocket.listen(at: listenerPath), connect: Self.pairs(hostEnds))
     }
 
     /// Posts `count` receive chains of a header and 4 KiB, as Linux does.
@@ -230,6 +245,77 @@ import Testing
         var byte: UInt8 = 0
         #expect(read(client, &byte, 1) == 0)
         #expect(device.pollRequests().count == 1, "only the listener is left")
+    }
+
+    @Test func withoutItsHostSideAGuestConnectIsReset() throws {
+        var test = try VirtioVsockTests(hostAttached: false)
+        defer { unlink(test.listenerPath) }
+        #expect(test.device.pollRequests().isEmpty, "no listener to poll")
+        try test.postReceiveBuffers(4)
+        try test.guestSends(.request)
+        test.loopTurn()
+        #expect(try test.guestReceives().map(\.header.operation) == [VsockHeader.Operation.reset.rawValue])
+        #expect(test.device.isIdle)
+
+        let woken = test.wakes.value
+        try test.attachHost()
+        #expect(test.wakes.value == woken + 1, "the event loop is asked to poll the listener")
+        #expect(test.device.pollRequests().count == 1)
+        let spare = dup(0)
+        defer { close(spare) }
+        #expect(throws: AttachError.attached(device: "vsock device")) { try test.device.attach(listener: spare, connect: { _ in nil }) }
+        try test.guestSends(.request)
+        test.loopTurn()
+        #expect(try test.guestReceives().map(\.header.operation) == [VsockHeader.Operation.response.rawValue])
+        #expect(test.hostEnds.ends[5000] != nil)
+        #expect(!test.device.isIdle)
+        let client = try UnixSocket.connect(to: test.listenerPath)
+        defer { close(client) }
+        _ = Array("CONNECT 6000\n".utf8).withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
+        test.loopTurn()
+        test.loopTurn()
+        #expect(try test.guestReceives().map(\.header.operation) == [VsockHeader.Operation.request.rawValue])
+    }
+
+    /// Idle means no connection open or being set up, whatever else waits: the RSTs the
+    /// guest is owed are kept by a snapshot and sent by the restored device.
+    @Test mutating func anIdleDeviceRoundTripsWithTheResetsItOwes() throws {
+        defer { unlink(listenerPath) }
+        #expect(device.isIdle)
+        try guestSends(.readWrite, from: 99, to: 5000, payload: [1])
+        #expect(device.isIdle, "an owed RST is no connection")
+        try guestSends(.request)
+        #expect(!device.isIdle, "a connect the event loop has yet to make")
+        loopTurn()
+        #expect(!device.isIdle, "an established connection")
+        try guestSends(.reset)
+        #expect(device.isIdle)
+        var writer = StateWriter()
+        device.saveState(into: &writer)
+
+        let restored = VirtioVsock(wake: {})
+        let restoredInterrupt = RecordingInterrupt()
+        restored.activate(queues: [try receive.queue(), nil, nil], features: 0, interrupt: restoredInterrupt)
+        var reader = StateReader(writer.bytes)
+        try restored.restoreState(from: &reader)
+        #expect(reader.isAtEnd)
+        var again = StateWriter()
+        restored.saveState(into: &again)
+        #expect(again.bytes == writer.bytes)
+        try postReceiveBuffers(4)
+        restored.serveReady([:], woken: true)
+        let packets = try guestReceives()
+        #expect(packets.map(\.header.operation) == [VsockHeader.Operation.reset.rawValue])
+        #expect(packets.first?.header.sourcePort == 5000 && packets.first?.header.destinationPort == 99)
+
+        // More owed RSTs than a device keeps is no state it saved.
+        var hostile = StateWriter()
+        hostile.put(false)
+        hostile.put(false)
+        hostile.put(UInt32(1) << 30)
+        hostile.put(UInt32(65))
+        var hostileReader = StateReader(hostile.bytes)
+        #expect(throws: StateError.invalid(what: "vsock owed resets")) { try restored.restoreState(from: &hostileReader) }
     }
 
     @Test mutating func shortAndForeignPacketsDoNoHarm() throws {

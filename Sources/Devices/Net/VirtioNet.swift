@@ -10,6 +10,9 @@ import Synchronization
 /// the guest's buffers, so the host holds at most one frame per direction whatever the
 /// guest does; a guest that posts no buffers leaves frames in the backend (passt's socket
 /// or the tap's queue), which drops them.
+///
+/// A device built without a backend (a VM template's, bound per run) has its link down
+/// and drops what the guest sends until `attach` brings the link up.
 public final class VirtioNet: VirtioDevice, Sendable {
     public static let queueSize: UInt16 = 256
     /// The virtio-net header with VERSION_1: flags, gso_type, hdr_len, gso_size,
@@ -87,11 +90,23 @@ public final class VirtioNet: VirtioDevice, Sendable {
         var dropped = 0
     }
 
+    /// The backend, and the driver's side while the device is active: the features it
+    /// accepted (the backend's offloads) and its interrupt.
+    struct Link {
+        var backend: NetworkBackend?
+        var negotiated: UInt64?
+        weak var interrupt: VirtioInterrupt?
+        /// A backend came while the device was not active: its activation tells the driver.
+        var unannounced = false
+    }
+
     private let receive = Mutex(Receive())
     private let transmit = Mutex(Transmit())
+    private let link = Mutex(Link())
     /// The frame being received: the header, then the frame. Only `receive`'s holder touches it.
     private nonisolated(unsafe) let frame: UnsafeMutableRawBufferPointer
-    private let backend: NetworkBackend
+    /// Whether the backend's frames carry the virtio-net header: fixed with the features offered.
+    private let carriesHeader: Bool
     private let macAddress: [UInt8]
     private let wake: @Sendable () -> Void
     private let backendClosed: @Sendable () -> Void
@@ -99,21 +114,60 @@ public final class VirtioNet: VirtioDevice, Sendable {
     public var deviceType: UInt32 { 1 }
     public var maximumQueueSizes: [UInt16] { [Self.queueSize, Self.queueSize] }
     public var deviceFeatures: UInt64 {
-        Feature.mac | Feature.status | Feature.mergeableReceiveBuffers | (backend.carriesHeader ? Feature.offloads : 0)
+        Feature.mac | Feature.status | Feature.mergeableReceiveBuffers | (carriesHeader ? Feature.offloads : 0)
     }
 
-    /// `wake` is called, on any thread, when the device has work for the I/O thread (the
-    /// guest posted receive buffers or notified the transmit queue): the I/O thread should
-    /// call `serveReady` with `woken` set. `backendClosed` is called once when the backend
-    /// goes away.
-    public init(backend: NetworkBackend, mac: [UInt8], backendClosed: @escaping @Sendable () -> Void = {},
+    /// A device whose backend comes later, through `attach`. `carriesHeader` says whether
+    /// that backend's frames will carry the virtio-net header (a tap's do, passt's do not):
+    /// the offloads offered depend on it, and the driver fixes its features before the
+    /// backend comes. `wake` is called, on any thread, when the device has work for the
+    /// I/O thread (the guest posted receive buffers or notified the transmit queue, or a
+    /// backend came): the I/O thread should call `serveReady` with `woken` set.
+    /// `backendClosed` is called once when the backend goes away.
+    public init(carriesHeader: Bool, mac: [UInt8], backendClosed: @escaping @Sendable () -> Void = {},
                 wake: @escaping @Sendable () -> Void) {
         precondition(mac.count == 6, "a MAC address has 6 bytes")
-        self.backend = backend
+        self.carriesHeader = carriesHeader
         macAddress = mac
         self.backendClosed = backendClosed
         self.wake = wake
         frame = .allocate(byteCount: Self.headerLength + Self.maximumFrameLength, alignment: 16)
+    }
+
+    /// A device with its backend from the start. A restored device whose guest saw no
+    /// backend is built without one and given it with `attach`, which tells the guest.
+    public convenience init(backend: NetworkBackend, mac: [UInt8], backendClosed: @escaping @Sendable () -> Void = {},
+                            wake: @escaping @Sendable () -> Void) {
+        self.init(carriesHeader: backend.carriesHeader, mac: mac, backendClosed: backendClosed, wake: wake)
+        link.withLock { $0.backend = backend }
+    }
+
+    /// Binds `backend`, from any thread: the link goes up, and a configuration change
+    /// tells the driver (at once if it is active, else when it activates), on which Linux
+    /// reads the link status. Refused if the device has a backend, or if the backend's
+    /// frames differ from the device's in carrying the header.
+    public func attach(_ backend: NetworkBackend) throws(AttachError) {
+        guard backend.carriesHeader == carriesHeader else { throw .headerMismatch(deviceCarriesHeader: carriesHeader) }
+        let interrupt = try link.withLock { link throws(AttachError) -> VirtioInterrupt? in
+            guard link.backend == nil else { throw .attached(device: "network device") }
+            link.backend = backend
+            guard let negotiated = link.negotiated else {
+                link.unannounced = true
+                return nil
+            }
+            backend.acceptOffloads(negotiated)
+            return link.interrupt
+        }
+        interrupt?.configurationChanged()
+        // The I/O thread polls the backend from its next turn on.
+        wake()
+    }
+
+    /// Whether a snapshot loses nothing in flight: no frame waits in the device for
+    /// receive buffers, and the backend holds no part of a frame the guest sent.
+    public var isIdle: Bool {
+        guard link.withLock({ $0.backend != nil }) else { return true }
+        return receive.withLock { $0.pending == nil } && transmit.withLock { !$0.waitingForBackend }
     }
 
     deinit {
@@ -127,15 +181,22 @@ public final class VirtioNet: VirtioDevice, Sendable {
     }
 
     public func readConfiguration(offset: Int, into data: UnsafeMutableRawBufferPointer) {
-        // mac, then status: VIRTIO_NET_S_LINK_UP.
-        let configuration = macAddress + [1, 0]
+        // mac, then status: VIRTIO_NET_S_LINK_UP while there is a backend.
+        let configuration = macAddress + [link.withLock { $0.backend != nil } ? 1 : 0, 0]
         for index in 0..<data.count {
             data[index] = offset >= 0 && offset + index < configuration.count ? configuration[offset + index] : 0
         }
     }
 
     public func activate(queues: [Virtqueue?], features: UInt64, interrupt: VirtioInterrupt) {
-        backend.acceptOffloads(features)
+        let announce = link.withLock { link in
+            link.backend?.acceptOffloads(features)
+            link.negotiated = features
+            link.interrupt = interrupt
+            defer { link.unannounced = false }
+            return link.unannounced
+        }
+        if announce { interrupt.configurationChanged() }
         transmit.withLock { state in
             state.served = ServedQueue(queue: queues[Self.transmitQueue], interrupt: interrupt)
             state.notified = false
@@ -164,9 +225,11 @@ public final class VirtioNet: VirtioDevice, Sendable {
     }
 
     /// Sends the frames the driver made available, at most `framesPerPump` of them, while
-    /// the backend is ready for them.
+    /// the backend is ready for them; without a backend they are dropped, as an unplugged
+    /// wire drops them.
     public func pumpTransmit() {
-        let backend = self.backend
+        let backend = link.withLock { $0.backend }
+        let skip = carriesHeader ? 0 : Self.headerLength
         let (signal, again) = transmit.withLock { state -> ((@Sendable () -> Void)?, Bool) in
             var budget = Self.framesPerPump
             var blocked = false
@@ -174,7 +237,7 @@ public final class VirtioNet: VirtioDevice, Sendable {
             var dropped = 0
             let signal = state.served.serveAvailable(while: {
                 guard budget > 0 else { return false }
-                guard backend.readyToSend() else {
+                guard backend?.readyToSend() ?? true else {
                     blocked = true
                     return false
                 }
@@ -182,8 +245,7 @@ public final class VirtioNet: VirtioDevice, Sendable {
                 return true
             }) { chain, queue throws(VirtqueueError) in
                 let readable = try queue.readableBuffers(of: chain)
-                let skip = backend.carriesHeader ? 0 : Self.headerLength
-                guard readable.count > Self.headerLength, readable.count - Self.headerLength <= Self.maximumFrameLength else {
+                guard let backend, readable.count > Self.headerLength, readable.count - Self.headerLength <= Self.maximumFrameLength else {
                     dropped += 1
                     return 0
                 }
@@ -201,6 +263,10 @@ public final class VirtioNet: VirtioDevice, Sendable {
     }
 
     public func reset() {
+        link.withLock { link in
+            link.negotiated = nil
+            link.interrupt = nil
+        }
         transmit.withLock { state in
             state.served = ServedQueue()
             state.notified = false
@@ -217,9 +283,10 @@ public final class VirtioNet: VirtioDevice, Sendable {
     /// Moves frames from the backend into the guest's receive buffers, at most
     /// `framesPerPump` of them; says what to wait for before the next call.
     public func pumpReceive() -> ReceiveState {
+        let backend = link.withLock { $0.backend }
         let (state, signal, closedNow) = receive.withLock { state -> (ReceiveState, (@Sendable () -> Void)?, Bool) in
             let wasClosed = state.closed
-            let (result, signal) = pump(&state)
+            let (result, signal) = pump(&state, from: backend)
             state.waitingFor = result
             return (result, signal, state.closed && !wasClosed)
         }
@@ -228,27 +295,29 @@ public final class VirtioNet: VirtioDevice, Sendable {
         return state
     }
 
-    private func pump(_ state: inout Receive) -> (ReceiveState, (@Sendable () -> Void)?) {
+    /// Without a backend, waits for one: `pollRequests` asks for its descriptor once it comes.
+    private func pump(_ state: inout Receive, from backend: NetworkBackend?) -> (ReceiveState, (@Sendable () -> Void)?) {
         guard !state.closed else { return (.closed, nil) }
         guard state.served.queue != nil, !state.served.broken else {
             state.waitingForGuest = true
             return (.guest, nil)
         }
+        guard let backend else { return (.backend, nil) }
         var delivered = false
         var result = ReceiveState.backend
         for _ in 0..<Self.framesPerPump {
             if state.pending == nil {
-                let body = backend.carriesHeader ? frame : UnsafeMutableRawBufferPointer(rebasing: frame[Self.headerLength...])
+                let body = carriesHeader ? frame : UnsafeMutableRawBufferPointer(rebasing: frame[Self.headerLength...])
                 guard let length = backend.receive(into: body) else {
                     state.closed = true
                     result = .closed
                     break
                 }
                 guard length > 0 else { break }
-                if !backend.carriesHeader {
+                if !carriesHeader {
                     UnsafeMutableRawBufferPointer(rebasing: frame[..<Self.headerLength]).initializeMemory(as: UInt8.self, repeating: 0)
                 }
-                state.pending = length + (backend.carriesHeader ? 0 : Self.headerLength)
+                state.pending = length + (carriesHeader ? 0 : Self.headerLength)
             }
             do throws(VirtqueueError) {
                 guard try deliverPending(&state) else {
@@ -313,13 +382,14 @@ public final class VirtioNet: VirtioDevice, Sendable {
 
 extension VirtioNet: PolledDevice {
     public func pollRequests() -> [pollfd] {
+        guard let descriptor = link.withLock({ $0.backend?.descriptor }) else { return [] }
         let events = (receive.withLock { $0.waitingFor } == .backend ? POLLIN : 0)
             | (transmit.withLock { $0.waitingForBackend } ? POLLOUT : 0)
-        return events == 0 ? [] : [pollfd(fd: backend.descriptor, events: Int16(events), revents: 0)]
+        return events == 0 ? [] : [pollfd(fd: descriptor, events: Int16(events), revents: 0)]
     }
 
     public func serveReady(_ ready: [Int32: Int16], woken: Bool) {
-        let events = Int32(ready[backend.descriptor] ?? 0)
+        let events = link.withLock { $0.backend?.descriptor }.map { Int32(ready[$0] ?? 0) } ?? 0
         let (notified, blocked) = transmit.withLock { ($0.notified, $0.waitingForBackend) }
         if blocked ? events & (POLLOUT | POLLERR | POLLHUP) != 0 : notified { pumpTransmit() }
         let receiveDue = switch receive.withLock({ $0.waitingFor }) {
@@ -332,10 +402,13 @@ extension VirtioNet: PolledDevice {
 }
 
 extension VirtioNet {
-    /// The queues' broken flags and the receive chains taken from the ring but not yet
-    /// used (by head): the restored device takes them back. A frame waiting for buffers
-    /// is not kept; networks drop frames.
+    /// Whether frames carry the header (the features offered depend on it), the queues'
+    /// broken flags and the receive chains taken from the ring but not yet used (by head):
+    /// the restored device takes them back. A frame waiting for buffers is not kept
+    /// (networks drop frames; `isIdle` says whether one waits), nor the backend, which is
+    /// the run's: a restored device gets its own.
     public func saveState(into writer: inout StateWriter) {
+        writer.put(carriesHeader)
         writer.put(transmit.withLock { $0.served.broken })
         receive.withLock { state in
             writer.put(state.served.broken)
@@ -344,14 +417,22 @@ extension VirtioNet {
         }
     }
 
+    /// The transmit ring is looked at once: a notification the saved VM's I/O thread had
+    /// not yet taken is not lost.
     public func restoreState(from reader: inout StateReader) throws(StateError) {
+        guard try reader.bool("net header kind") == carriesHeader else {
+            throw .invalid(what: "net header kind (the device is built for frames \(carriesHeader ? "with" : "without") the virtio-net header)")
+        }
         let transmitBroken = try reader.bool("net transmit queue")
         let receiveBroken = try reader.bool("net receive queue")
         let count = Int(try reader.get(UInt32.self, "net held chains"))
         guard count <= Int(Self.queueSize) else { throw .invalid(what: "net held chains") }
         var heads: [UInt16] = []
         for _ in 0..<count { heads.append(try reader.get(UInt16.self, "net held chain")) }
-        transmit.withLock { $0.served.broken = transmitBroken }
+        transmit.withLock { state in
+            state.served.broken = transmitBroken
+            state.notified = true
+        }
         try receive.withLock { state throws(StateError) in
             state.served.broken = receiveBroken
             state.held = []

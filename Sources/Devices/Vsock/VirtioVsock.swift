@@ -15,6 +15,9 @@ import Synchronization
 /// runs on the notifying vCPU's thread and never blocks; receive, the host sockets and
 /// the connects for the guest's REQUESTs are served by the event loop through
 /// `PolledDevice`. No system call that could wait runs under the device's lock.
+///
+/// A device built without its host side (a VM template's, bound per run) answers the
+/// guest's connects with RST until `attach` gives it a listener and the host's ports.
 public final class VirtioVsock: VirtioDevice, Sendable {
     public static let guestCID: UInt64 = 3
     public static let hostCID: UInt64 = 2
@@ -29,7 +32,15 @@ public final class VirtioVsock: VirtioDevice, Sendable {
     static let transmitQueue = 1
     static let eventQueue = 2
 
+    /// The host side: the listener for host clients (the device owns it), and how to
+    /// reach the host's port P.
+    struct Host {
+        let listener: Int32
+        let connect: @Sendable (UInt32) -> Int32?
+    }
+
     struct State {
+        var host: Host?
         var receive = ServedQueue()
         var transmit = ServedQueue()
         var connections: [VsockConnection] = []
@@ -41,30 +52,49 @@ public final class VirtioVsock: VirtioDevice, Sendable {
     }
 
     private let state = Mutex(State())
-    private let listener: Int32
-    private let connect: @Sendable (UInt32) -> Int32?
     private let wake: @Sendable () -> Void
 
     public var deviceType: UInt32 { 19 }
     public var maximumQueueSizes: [UInt16] { [Self.queueSize, Self.queueSize, Self.queueSize] }
     public var deviceFeatures: UInt64 { 0 }
 
-    /// `listener` is a listening, non-blocking Unix socket for host clients (the device
-    /// owns and closes it); `connect(port)` opens a non-blocking connection for a guest
-    /// that connects to the host's `port`, or nil, without waiting (it is called on the
-    /// event loop's thread, outside the device's lock); `wake` asks the event loop to
-    /// call `serveReady`, from any thread.
-    public init(listener: Int32, connect: @escaping @Sendable (UInt32) -> Int32?, wake: @escaping @Sendable () -> Void) {
-        self.listener = listener
-        self.connect = connect
+    /// A device whose host side comes later, through `attach`; `wake` asks the event loop
+    /// to call `serveReady`, from any thread.
+    public init(wake: @escaping @Sendable () -> Void) {
         self.wake = wake
     }
 
+    /// A device with its host side from the start (see `attach`).
+    public convenience init(listener: Int32, connect: @escaping @Sendable (UInt32) -> Int32?, wake: @escaping @Sendable () -> Void) {
+        self.init(wake: wake)
+        state.withLock { $0.host = Host(listener: listener, connect: connect) }
+    }
+
     deinit {
-        close(listener)
         state.withLock { state in
+            if let host = state.host { close(host.listener) }
             for connection in state.connections { connection.closeHost() }
         }
+    }
+
+    /// Binds the host side, from any thread: `listener` is a listening, non-blocking Unix
+    /// socket for host clients, which the device then owns and closes; `connect(port)`
+    /// opens a non-blocking connection for a guest that connects to the host's `port`, or
+    /// nil, without waiting (it is called on the event loop's thread, outside the
+    /// device's lock). Refused if the device has its host side: the caller keeps `listener`.
+    public func attach(listener: Int32, connect: @escaping @Sendable (UInt32) -> Int32?) throws(AttachError) {
+        try state.withLock { state throws(AttachError) in
+            guard state.host == nil else { throw .attached(device: "vsock device") }
+            state.host = Host(listener: listener, connect: connect)
+        }
+        // The event loop polls the listener from its next turn on.
+        wake()
+    }
+
+    /// Whether a snapshot loses nothing in flight: no connection is open or being set up
+    /// (their streams live in host sockets, which a snapshot cannot keep).
+    public var isIdle: Bool {
+        state.withLock { $0.connections.isEmpty }
     }
 
     public func readConfiguration(offset: Int, into data: UnsafeMutableRawBufferPointer) {
@@ -114,7 +144,9 @@ public final class VirtioVsock: VirtioDevice, Sendable {
             signal?()
             if handled { wake() }
         default:
-            // The event queue: microvm sends no events (no transport reset: there are no snapshots with vsock).
+            // The event queue: microvm sends no events. No transport reset after a restore
+            // either: only a device without connections is snapshotted, so the restored
+            // guest has none to reset.
             break
         }
     }
@@ -200,9 +232,10 @@ public final class VirtioVsock: VirtioDevice, Sendable {
 
     /// A guest connecting to the host's port: the event loop connects to the Unix socket
     /// PATH_port (`connectWaiting`), and the guest then gets a RESPONSE or a RST. Not here:
-    /// this runs on a vCPU's thread under the lock, where nothing may wait.
+    /// this runs on a vCPU's thread under the lock, where nothing may wait. Without a host
+    /// side there is nothing to reach: a RST.
     private func accept(_ header: VsockHeader, _ state: inout State) {
-        guard state.connections.count < Self.maximumConnections else {
+        guard state.host != nil, state.connections.count < Self.maximumConnections else {
             owe(resetFor: header, &state)
             return
         }
@@ -233,7 +266,7 @@ public final class VirtioVsock: VirtioDevice, Sendable {
 extension VirtioVsock: PolledDevice {
     public func pollRequests() -> [pollfd] {
         state.withLock { state in
-            var requests = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+            var requests = state.host.map { [pollfd(fd: $0.listener, events: Int16(POLLIN), revents: 0)] } ?? []
             for connection in state.connections {
                 var events: Int32 = 0
                 switch connection.state {
@@ -254,7 +287,7 @@ extension VirtioVsock: PolledDevice {
     public func serveReady(_ ready: [Int32: Int16], woken: Bool) {
         connectWaiting()
         let signal = state.withLock { state -> (@Sendable () -> Void)? in
-            if ready[listener] != nil { acceptHostClients(&state) }
+            if let listener = state.host?.listener, ready[listener] != nil { acceptHostClients(listener, &state) }
             var index = 0
             while index < state.connections.count {
                 let connection = state.connections[index]
@@ -286,10 +319,10 @@ extension VirtioVsock: PolledDevice {
     /// guest did in between wins: a connection it reset (or a device reset) closes the
     /// socket just opened for it.
     private func connectWaiting() {
-        let waiting = state.withLock { state in
-            state.connections.filter { $0.state == .hostConnecting }.map { (local: $0.localPort, peer: $0.peerPort) }
+        let (connect, waiting) = state.withLock { state in
+            (state.host?.connect, state.connections.filter { $0.state == .hostConnecting }.map { (local: $0.localPort, peer: $0.peerPort) })
         }
-        guard !waiting.isEmpty else { return }
+        guard let connect, !waiting.isEmpty else { return }
         let opened = waiting.map { (ports: $0, fd: connect($0.local)) }
         state.withLock { state in
             for (ports, fd) in opened {
@@ -311,7 +344,7 @@ extension VirtioVsock: PolledDevice {
     }
 
     /// Takes the host clients waiting at the listener; beyond the limit, closes them at once.
-    private func acceptHostClients(_ state: inout State) {
+    private func acceptHostClients(_ listener: Int32, _ state: inout State) {
         for _ in 0..<Self.maximumConnections {
             let fd = Glibc.accept(listener, nil, nil)
             guard fd >= 0 else { return }
@@ -473,21 +506,41 @@ extension VirtioVsock: PolledDevice {
 }
 
 extension VirtioVsock {
-    /// Only the queues' broken flags: a VM with vsock is not snapshotted (its streams
-    /// live in host sockets), so there are no connections to keep.
+    /// The queues' broken flags, the next host port to give a host client, and the RSTs
+    /// owed to the guest. Not the connections: their streams live in host sockets, so
+    /// only a device without any is snapshotted (`isIdle`); nor the host side, which is
+    /// the run's.
     public func saveState(into writer: inout StateWriter) {
         state.withLock { state in
             writer.put(state.receive.broken)
             writer.put(state.transmit.broken)
+            writer.put(state.nextHostPort)
+            writer.put(UInt32(state.owedResets.count))
+            for (host, guest) in state.owedResets {
+                writer.put(host)
+                writer.put(guest)
+            }
         }
     }
 
+    /// The event loop looks again afterwards: the owed RSTs go out once the guest has buffers.
     public func restoreState(from reader: inout StateReader) throws(StateError) {
         let receiveBroken = try reader.bool("vsock receive queue")
         let transmitBroken = try reader.bool("vsock transmit queue")
+        let nextHostPort = try reader.get(UInt32.self, "vsock next host port")
+        guard nextHostPort >= Self.firstHostPort else { throw .invalid(what: "vsock next host port") }
+        let count = Int(try reader.get(UInt32.self, "vsock owed resets"))
+        guard count <= Self.maximumOwedResets else { throw .invalid(what: "vsock owed resets") }
+        var owedResets: [(UInt32, UInt32)] = []
+        for _ in 0..<count {
+            owedResets.append((try reader.get(UInt32.self, "vsock owed reset"), try reader.get(UInt32.self, "vsock owed reset")))
+        }
         state.withLock { state in
             state.receive.broken = receiveBroken
             state.transmit.broken = transmitBroken
+            state.nextHostPort = nextHostPort
+            state.owedResets = owedResets
         }
+        wake()
     }
 }

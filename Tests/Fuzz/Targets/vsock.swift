@@ -1,9 +1,11 @@
 // libFuzzer target: virtio-vsock's transmit and receive queues over chains the fuzzer
 // shapes in guest memory (see fuzzedQueue; both queues share that layout), so that the
 // packets the guest sends are the fuzzer's. Byte 5 chooses whether the host accepts the
-// guest's connections and how many event-loop turns follow. Whatever the packets say,
-// the connections stay within the device's limit and every host socket is closed with
-// its connection.
+// guest's connections (bit 0), how many event-loop turns follow (bits 1-2), whether the
+// device starts without its host side (bit 3) and before which turn that is attached
+// (bits 4-5). Whatever the packets say, the connections stay within the device's limit,
+// there are none while the device has no host side, a second host side is refused, and
+// every host socket is closed with its connection.
 import Glibc
 
 final class QuietInterrupt: VirtioInterrupt {
@@ -37,16 +39,31 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let before = open("/dev/null", O_RDONLY)
     close(before)
     do {
-        let device = VirtioVsock(listener: dup(template), connect: { _ in
+        let connect: @Sendable (UInt32) -> Int32? = { _ in
             guard choice & 1 != 0 else { return nil }
             var pair: [Int32] = [0, 0]
             guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0 else { return nil }
             _ = fcntl(pair[0], F_SETFL, O_NONBLOCK)
             hostEnds.append(pair[1])
             return pair[0]
-        }, wake: {})
+        }
+        let hostLater = choice & 8 != 0
+        let attachBefore = Int(choice >> 4 & 3)
+        let device = hostLater ? VirtioVsock(wake: {}) : VirtioVsock(listener: dup(template), connect: connect, wake: {})
         device.activate(queues: [receiveQueue, transmitQueue, nil], features: 0, interrupt: interrupt)
-        for _ in 0..<Int(choice >> 1 & 3 + 1) {
+        for turn in 0..<Int(choice >> 1 & 3 + 1) {
+            if hostLater && turn <= attachBefore {
+                precondition(device.pollRequests().isEmpty && device.isIdle, "connections without a host side")
+            }
+            if hostLater && turn == attachBefore {
+                precondition((try? device.attach(listener: dup(template), connect: connect)) != nil, "a host side was refused")
+            }
+            if !hostLater || turn >= attachBefore {
+                // Refused, the listener stays the caller's.
+                let spare = dup(template)
+                precondition((try? device.attach(listener: spare, connect: connect)) == nil, "a second host side was taken")
+                close(spare)
+            }
             device.queueNotified(1)
             var ready: [Int32: Int16] = [:]
             for request in device.pollRequests() { ready[request.fd] = request.events }
