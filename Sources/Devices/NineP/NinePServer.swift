@@ -1,12 +1,13 @@
 import CLinux
 import Glibc
 
-/// Serves one client's 9P2000.L requests on a `SharedDirectory`. Fids name paths beneath
-/// the share (lists of single names), opened again for each operation, so that the
+/// Serves one client's 9P2000.L requests on a `SharedDirectory`, or on several: exports
+/// that a Tattach chooses by its aname. Fids name paths beneath the directory they were
+/// attached to (lists of single names), opened again for each operation, so that the
 /// kernel confines every access and `..` is only ever resolved here, never on the host.
-/// What a client can make the host hold is bounded: `maximumFids` fids, of which at most
-/// `maximumOpenFiles` have a file open, and messages of at most `maximumMessageSize`.
-/// Not thread-safe: its device serialises requests.
+/// What a client can make the host hold is bounded, over all exports together:
+/// `maximumFids` fids, of which at most `maximumOpenFiles` have a file open, and messages
+/// of at most `maximumMessageSize`. Not thread-safe: its device serialises requests.
 public final class NinePServer {
     /// The largest msize negotiated.
     public static let maximumMessageSize = 512 << 10
@@ -17,6 +18,7 @@ public final class NinePServer {
 
     struct Fid {
         var path: SharePath
+        let export: NinePExport
         /// An open file or directory (Tlopen, Tlcreate), or -1.
         var file: Int32 = -1
         var writable = false
@@ -24,9 +26,17 @@ public final class NinePServer {
         var openFlags: Int32 = 0
         /// Made by Txattrwalk: its value is empty.
         var isAttributeList = false
+
+        var directory: SharedDirectory { export.directory }
     }
 
-    public let directory: SharedDirectory
+    /// What a Tattach reaches: one directory whatever its aname, or the export its aname names.
+    private enum Exports {
+        case one(SharedDirectory)
+        case named([String: SharedDirectory])
+    }
+
+    private var exports: Exports
     /// The negotiated msize: no request or answer is larger.
     public private(set) var messageSize = minimumMessageSize
     private var fids: [UInt32: Fid] = [:]
@@ -36,8 +46,27 @@ public final class NinePServer {
     private var user: UInt32 = 0
     private let setsOwners = geteuid() == 0
 
+    /// Serves `directory` to every attach, whatever its aname.
     public init(directory: SharedDirectory) {
-        self.directory = directory
+        exports = .one(directory)
+    }
+
+    /// Serves the export each attach's aname names (`bind(exports:)`).
+    public init(exports: [String: SharedDirectory]) throws(NinePExportError) {
+        try Self.check(exports)
+        self.exports = .named(exports)
+    }
+
+    /// Replaces the exports later attaches choose from. A fid stays on the directory it was
+    /// attached to, bound or not.
+    public func bind(exports: [String: SharedDirectory]) throws(NinePExportError) {
+        guard case .named = self.exports else { throw .oneDirectory }
+        try Self.check(exports)
+        self.exports = .named(exports)
+    }
+
+    private static func check(_ exports: [String: SharedDirectory]) throws(NinePExportError) {
+        if let bad = exports.keys.sorted().first(where: { !NinePExport.isName($0) }) { throw .badName(bad) }
     }
 
     deinit { closeAll() }
@@ -66,11 +95,12 @@ public final class NinePServer {
             return .version(msize: UInt32(messageSize), version: version == NineP.version ? NineP.version : "unknown")
         case .auth:
             throw .notSupported
-        case .attach(let fid, _, _, _, let numericUser):
+        case .attach(let fid, _, _, let name, let numericUser):
             try checkUnused(fid)
-            let qid = Self.qid(try directory.status(.root).get())
+            let export = try self.export(named: name)
+            let qid = Self.qid(try export.directory.status(.root).get())
             user = numericUser
-            fids[fid] = Fid(path: .root)
+            fids[fid] = Fid(path: .root, export: export)
             return .attach(qid)
         case .flush:
             // Requests are answered in order, each before the next is read: the one to
@@ -94,7 +124,7 @@ public final class NinePServer {
             return .read(count: UInt32(read))
         case .write(let fid, let offset, let count):
             let file = try self.fid(fid)
-            guard file.file >= 0, file.writable else { throw directory.isReadOnly ? .readOnly : .badFid }
+            guard file.file >= 0, file.writable else { throw file.directory.isReadOnly ? .readOnly : .badFid }
             let written = Self.vectored(data, limit: Int(count)) { vectors, count in
                 pwritev(file.file, vectors, count, off_t(truncatingIfNeeded: offset))
             }
@@ -104,17 +134,20 @@ public final class NinePServer {
             try release(fid)
             return .clunk
         case .remove(let fid):
-            let path = try self.fid(fid).path
+            let file = try self.fid(fid)
+            let (path, directory) = (file.path, file.directory)
             try release(fid)
-            try modifying()
-            try changingEntry(path)
+            try directory.modifying()
+            try directory.changingEntry(path)
             let isDirectory = try directory.status(path).get().st_mode & S_IFMT == S_IFDIR
             try directory.withParent(path) { parent, name in
                 Self.check(unlinkat(parent, name, isDirectory ? AT_REMOVEDIR : 0))
             }.get()
             return .remove
         case .getattr(let fid, _):
-            var attributes = Self.attributes(try directory.status(try self.fid(fid).path).get())
+            let file = try self.fid(fid)
+            let directory = file.directory
+            var attributes = Self.attributes(try directory.status(file.path).get())
             attributes.uid = directory.userIDs.guestID(forHost: attributes.uid)
             attributes.gid = directory.groupIDs.guestID(forHost: attributes.gid)
             return .getattr(attributes)
@@ -126,34 +159,36 @@ public final class NinePServer {
             guard file.file >= 0 else { throw .badFid }
             return .readdir(data: try readDirectory(file.file, offset: offset,
                                                     count: min(Int(count), messageSize - NinePResponse.readHeaderSize),
-                                                    only: file.path.isRoot ? directory.visibleEntries : nil))
+                                                    only: file.path.isRoot ? file.directory.visibleEntries : nil))
         case .mkdir(let directoryFid, let name, let mode, let gid):
-            let path = try newEntry(directoryFid, name)
-            let owner = try newOwner(gid: gid)
-            try inDirectory(path) { Self.check(mkdirat($0, $1, self.permitted(mode, directory: true))) }
-            try giveAway(path, to: owner)
+            let (path, directory) = try newEntry(directoryFid, name)
+            let owner = try newOwner(gid: gid, in: directory)
+            try directory.inParent(path) { Self.check(mkdirat($0, $1, directory.permitted(mode, directory: true))) }
+            try giveAway(path, to: owner, in: directory)
             return .mkdir(Self.qid(try directory.status(path).get()))
         case .unlinkat(let directoryFid, let name, let flags):
-            let path = try newEntry(directoryFid, name)
-            try inDirectory(path) { Self.check(unlinkat($0, $1, Int32(bitPattern: flags) & AT_REMOVEDIR)) }
+            let (path, directory) = try newEntry(directoryFid, name)
+            try directory.inParent(path) { Self.check(unlinkat($0, $1, Int32(bitPattern: flags) & AT_REMOVEDIR)) }
             return .unlinkat
         case .renameat(let oldDirectory, let oldName, let newDirectory, let newName):
-            try rename(from: try newEntry(oldDirectory, oldName), to: try newEntry(newDirectory, newName))
+            let old = try newEntry(oldDirectory, oldName)
+            try rename(from: old.path, to: try newEntry(newDirectory, newName, besides: old.directory).path, in: old.directory)
             return .renameat
         case .rename(let fid, let directoryFid, let name):
-            let path = try self.fid(fid).path
-            guard !path.isRoot else { throw NinePError(EBUSY) }
-            try changingEntry(path)
-            try rename(from: path, to: try newEntry(directoryFid, name))
+            let file = try self.fid(fid)
+            guard !file.path.isRoot else { throw NinePError(EBUSY) }
+            try file.directory.changingEntry(file.path)
+            try rename(from: file.path, to: try newEntry(directoryFid, name, besides: file.directory).path, in: file.directory)
             return .rename
         case .symlink(let directoryFid, let name, let target, let gid):
-            let path = try newEntry(directoryFid, name)
-            let owner = try newOwner(gid: gid)
-            try inDirectory(path) { Self.check(symlinkat(target, $0, $1)) }
-            try giveAway(path, to: owner)
+            let (path, directory) = try newEntry(directoryFid, name)
+            let owner = try newOwner(gid: gid, in: directory)
+            try directory.inParent(path) { Self.check(symlinkat(target, $0, $1)) }
+            try giveAway(path, to: owner, in: directory)
             return .symlink(Self.qid(try directory.status(path).get()))
         case .readlink(let fid):
-            let target = try directory.withDescriptor(try self.fid(fid).path, flags: CLINUX_O_PATH) { fd -> Result<String, NinePError> in
+            let file = try self.fid(fid)
+            let target = try file.directory.withDescriptor(file.path, flags: CLINUX_O_PATH) { fd -> Result<String, NinePError> in
                 var buffer = [UInt8](repeating: 0, count: SharedDirectory.maximumPathLength)
                 let count = readlinkat(fd, "", &buffer, buffer.count)
                 guard count >= 0 else { return .failure(.last) }
@@ -164,25 +199,25 @@ public final class NinePServer {
             }.get()
             return .readlink(target: target)
         case .link(let directoryFid, let fid, let name):
-            let source = try self.fid(fid).path
-            let path = try newEntry(directoryFid, name)
+            let file = try self.fid(fid)
+            let (source, directory) = (file.path, file.directory)
+            let path = try newEntry(directoryFid, name, besides: directory).path
             guard !source.isRoot else { throw NinePError(EPERM) }
             try directory.withParent(source) { sourceDirectory, sourceName in
                 directory.withParent(path) { Self.check(linkat(sourceDirectory, sourceName, $0, $1, 0)) }
             }.get()
             return .link
         case .mknod(let directoryFid, let name, let mode, _, _, let gid):
-            let path = try newEntry(directoryFid, name)
+            let (path, directory) = try newEntry(directoryFid, name)
             // Device nodes would let the guest open the host's devices through the share.
             let kind = mode_t(mode) & S_IFMT
             guard kind == S_IFIFO || kind == S_IFSOCK || kind == S_IFREG else { throw NinePError(EPERM) }
-            let owner = try newOwner(gid: gid)
-            try inDirectory(path) { Self.check(mknodat($0, $1, kind | self.permitted(mode, directory: false), 0)) }
-            try giveAway(path, to: owner)
+            let owner = try newOwner(gid: gid, in: directory)
+            try directory.inParent(path) { Self.check(mknodat($0, $1, kind | directory.permitted(mode, directory: false), 0)) }
+            try giveAway(path, to: owner, in: directory)
             return .mknod(Self.qid(try directory.status(path).get()))
         case .statfs(let fid):
-            _ = try self.fid(fid)
-            let statistics = try directory.statistics().get()
+            let statistics = try self.fid(fid).directory.statistics().get()
             let id = unsafeBitCast(statistics.f_fsid, to: (UInt32, UInt32).self)
             return .statfs(NineP.FileSystemStatistics(
                 type: UInt32(truncatingIfNeeded: statistics.f_type), blockSize: UInt32(truncatingIfNeeded: statistics.f_bsize),
@@ -221,14 +256,14 @@ public final class NinePServer {
                                        processID: lock.processID, clientID: lock.clientID))
         case .xattrwalk(let fid, let newFid, let name):
             // Extended attributes are not shared: the list is empty and no name exists.
-            let path = try self.fid(fid).path
+            let file = try self.fid(fid)
             guard name.isEmpty else { throw NinePError(errno: NineP.Errno.noData) }
             if newFid != fid { try checkUnused(newFid) }
             try release(newFid, ifPresent: true)
-            fids[newFid] = Fid(path: path, isAttributeList: true)
+            fids[newFid] = Fid(path: file.path, export: file.export, isAttributeList: true)
             return .xattrwalk(size: 0)
-        case .xattrcreate:
-            try modifying()
+        case .xattrcreate(let fid, _, _, _):
+            try self.fid(fid).directory.modifying()
             throw .notSupported
         }
     }
@@ -238,6 +273,17 @@ public final class NinePServer {
     private func fid(_ fid: UInt32) throws(NinePError) -> Fid {
         guard let found = fids[fid] else { throw .badFid }
         return found
+    }
+
+    /// The export an attach's aname chooses: on a share of one directory, that directory whatever the aname.
+    private func export(named name: String) throws(NinePError) -> NinePExport {
+        switch exports {
+        case .one(let directory):
+            return NinePExport(name: "", directory: directory)
+        case .named(let table):
+            guard let directory = table[name] else { throw NinePError(ENOENT) }
+            return NinePExport(name: name, directory: directory)
+        }
     }
 
     private func checkUnused(_ fid: UInt32) throws(NinePError) {
@@ -276,14 +322,14 @@ public final class NinePServer {
                 path = path.appending(name)
                 guard path.length <= SharedDirectory.maximumPathLength else { throw NinePError(errno: NineP.Errno.nameTooLong) }
             }
-            switch directory.status(path) {
+            switch source.directory.status(path) {
             case .success(let status): qids.append(Self.qid(status))
             case .failure(let error):
                 if qids.isEmpty { throw error }
                 return .walk(qids)
             }
         }
-        fids[newFid] = Fid(path: path)
+        fids[newFid] = Fid(path: path, export: source.export)
         return .walk(qids)
     }
 
@@ -308,10 +354,10 @@ public final class NinePServer {
         guard file.file < 0, !file.isAttributeList else { throw .badFid }
         let flags = Self.openFlags(flags) & ~(O_CREAT | O_EXCL)
         let writable = flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0
-        if writable { try modifying() }
+        if writable { try file.directory.modifying() }
         guard openFiles < Self.maximumOpenFiles else { throw NinePError(errno: NineP.Errno.tooManyFiles) }
         // Only a regular file or a directory, looked at before and after the open.
-        let fd = try directory.open(file.path, flags: flags).get()
+        let fd = try file.directory.open(file.path, flags: flags).get()
         var status = stat()
         fstat(fd, &status)
         file.file = fd
@@ -325,21 +371,21 @@ public final class NinePServer {
     private func create(_ fid: UInt32, _ name: String, flags: UInt32, mode: UInt32, gid: UInt32) throws(NinePError) -> NinePResponse {
         var file = try self.fid(fid)
         guard file.file < 0, !file.isAttributeList else { throw .badFid }
-        let path = try newEntry(fid, name)
+        let (path, directory) = try newEntry(fid, name)
         guard openFiles < Self.maximumOpenFiles else { throw NinePError(errno: NineP.Errno.tooManyFiles) }
         let created = Self.openFlags(flags)
-        let owner = try newOwner(gid: gid)
+        let owner = try newOwner(gid: gid, in: directory)
         // Made here with O_EXCL, so that only a file this request made is given to the
         // guest's user; an existing one is opened as Tlopen would (unless the client
         // asked for O_EXCL itself), never given away, and only if it is a regular file.
         let fd: Int32
-        switch directory.open(path, flags: created | O_CREAT | O_EXCL, mode: UInt32(permitted(mode, directory: false))) {
+        switch directory.open(path, flags: created | O_CREAT | O_EXCL, mode: UInt32(directory.permitted(mode, directory: false))) {
         case .success(let made):
             fd = made
-            try? giveAway(path, to: owner)
+            try? giveAway(path, to: owner, in: directory)
             // A change of owner takes set-id bits off; a share that keeps them gives them back.
-            let bits = permitted(mode, directory: false)
-            if owner != nil, bits & (S_ISUID | S_ISGID) != 0 { try? inDirectory(path) { Self.changeMode($0, $1, bits) } }
+            let bits = directory.permitted(mode, directory: false)
+            if owner != nil, bits & (S_ISUID | S_ISGID) != 0 { try? directory.inParent(path) { Self.changeMode($0, $1, bits) } }
         case .failure(let error) where error.errno == UInt32(EEXIST) && created & O_EXCL == 0:
             fd = try directory.open(path, flags: created & ~O_CREAT).get()
         case .failure(let error):
@@ -359,75 +405,58 @@ public final class NinePServer {
         return .lcreate(Self.qid(status), ioUnit: 0)
     }
 
-    /// The path of `name` in the directory `fid` names, for a request that changes the share.
-    private func newEntry(_ fid: UInt32, _ name: String) throws(NinePError) -> SharePath {
-        let parent = try self.fid(fid).path
-        try modifying()
+    /// The path of `name` in the directory `fid` names, for a request that changes the
+    /// share, and the directory it lies beneath; EXDEV if that is not `other`, where the
+    /// request pairs it with another entry (a rename or a link stays in one export).
+    private func newEntry(_ fid: UInt32, _ name: String,
+                          besides other: SharedDirectory? = nil) throws(NinePError) -> (path: SharePath, directory: SharedDirectory) {
+        let parent = try self.fid(fid)
+        let directory = parent.directory
+        if let other, other !== directory { throw NinePError(EXDEV) }
+        try directory.modifying()
         guard SharedDirectory.isName(name) else { throw .invalid }
-        let path = parent.appending(name)
-        try changingEntry(path)
+        let path = parent.path.appending(name)
+        try directory.changingEntry(path)
         guard path.length <= SharedDirectory.maximumPathLength else { throw NinePError(errno: NineP.Errno.nameTooLong) }
-        return path
+        return (path, directory)
     }
 
-    private func modifying() throws(NinePError) {
-        if directory.isReadOnly { throw .readOnly }
-    }
-
-    /// A share of single files keeps its top level as the host made it: the guest may change
-    /// what the files hold, never which entries are there (a link or FIFO put in a file's
-    /// place would reach whoever uses the directory on the host).
-    private func changingEntry(_ path: SharePath) throws(NinePError) {
-        if directory.visibleEntries != nil, path.parent.isRoot { throw NinePError(EPERM) }
-    }
-
-    private func inDirectory(_ path: SharePath, _ body: (Int32, String) -> Result<Void, NinePError>) throws(NinePError) {
-        try directory.withParent(path, body).get()
-    }
-
-    /// The host owner of what the guest makes next: as root, the user it attached as and
-    /// `gid`, through the share's id mappings (an id they do not map cannot own a file:
-    /// EOVERFLOW, as in a user namespace); nil otherwise, so that it belongs to the user
-    /// who runs microvm.
-    private func newOwner(gid: UInt32) throws(NinePError) -> (uid: UInt32, gid: UInt32)? {
+    /// The host owner of what the guest makes next in `directory`: as root, the user it
+    /// attached as and `gid`, through the directory's id mappings (an id they do not map
+    /// cannot own a file: EOVERFLOW, as in a user namespace); nil otherwise, so that it
+    /// belongs to the user who runs microvm.
+    private func newOwner(gid: UInt32, in directory: SharedDirectory) throws(NinePError) -> (uid: UInt32, gid: UInt32)? {
         guard setsOwners else { return nil }
         guard let uid = directory.userIDs.hostID(forGuest: user),
               let gid = directory.groupIDs.hostID(forGuest: gid) else { throw NinePError(EOVERFLOW) }
         return (uid, gid)
     }
 
-    private func giveAway(_ path: SharePath, to owner: (uid: UInt32, gid: UInt32)?) throws(NinePError) {
+    private func giveAway(_ path: SharePath, to owner: (uid: UInt32, gid: UInt32)?, in directory: SharedDirectory) throws(NinePError) {
         guard let owner else { return }
-        try inDirectory(path) { Self.check(fchownat($0, $1, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW)) }
+        try directory.inParent(path) { Self.check(fchownat($0, $1, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW)) }
     }
 
-    /// The permission bits of a mode the guest gives a file: setuid (and setgid, but on a
-    /// directory, where it only passes the group on) are taken off unless the share keeps
-    /// them, so that a guest cannot leave set-id programs on the host.
-    private func permitted(_ mode: UInt32, directory isDirectory: Bool) -> mode_t {
-        var bits = mode_t(mode & 0o7777)
-        if !directory.keepsSetID { bits &= isDirectory ? ~S_ISUID : ~(S_ISUID | S_ISGID) }
-        return bits
-    }
-
-    private func rename(from old: SharePath, to new: SharePath) throws(NinePError) {
+    private func rename(from old: SharePath, to new: SharePath, in directory: SharedDirectory) throws(NinePError) {
         try directory.withParent(old) { oldDirectory, oldName in
             directory.withParent(new) { Self.check(renameat(oldDirectory, oldName, $0, $1)) }
         }.get()
-        // Fids below the moved entry follow it, as the client expects of its dentries.
-        for (key, fid) in fids where fid.path.isWithin(old) {
+        // Fids below the moved entry follow it, as the client expects of its dentries; those
+        // of other directories name other files.
+        for (key, fid) in fids where fid.directory === directory && fid.path.isWithin(old) {
             fids[key]?.path = fid.path.moved(from: old, to: new)
         }
     }
 
     private func setAttributes(_ file: Fid, _ attributes: NineP.SetAttributes) throws(NinePError) {
-        try modifying()
+        let directory = file.directory
+        try directory.modifying()
         let valid = attributes.valid
         typealias S = NineP.SetAttributes
         if valid & S.mode != 0 {
             let isDirectory = try directory.status(file.path).get().st_mode & S_IFMT == S_IFDIR
-            let mode = permitted(attributes.mode, directory: isDirectory)
-            try inDirectory(file.path) { Self.changeMode($0, $1, mode) }
+            let mode = directory.permitted(attributes.mode, directory: isDirectory)
+            try directory.inParent(file.path) { Self.changeMode($0, $1, mode) }
         }
         if valid & (S.uid | S.gid) != 0, setsOwners {
             func host(_ bit: UInt32, _ id: UInt32, _ mappings: [IDMapping]) throws(NinePError) -> UInt32 {
@@ -437,7 +466,7 @@ public final class NinePServer {
             }
             let uid = try host(S.uid, attributes.uid, directory.userIDs)
             let gid = try host(S.gid, attributes.gid, directory.groupIDs)
-            try inDirectory(file.path) { Self.check(fchownat($0, $1, uid, gid, AT_SYMLINK_NOFOLLOW)) }
+            try directory.inParent(file.path) { Self.check(fchownat($0, $1, uid, gid, AT_SYMLINK_NOFOLLOW)) }
         }
         if valid & S.size != 0 {
             guard let size = off_t(exactly: attributes.size) else { throw NinePError(EFBIG) }
@@ -455,7 +484,7 @@ public final class NinePServer {
             }
             let times = [time(S.accessTime, S.accessTimeSet, attributes.accessTime),
                          time(S.modificationTime, S.modificationTimeSet, attributes.modificationTime)]
-            try inDirectory(file.path) { Self.check(utimensat($0, $1, times, AT_SYMLINK_NOFOLLOW)) }
+            try directory.inParent(file.path) { Self.check(utimensat($0, $1, times, AT_SYMLINK_NOFOLLOW)) }
         }
     }
 
@@ -555,15 +584,50 @@ public final class NinePServer {
     }
 }
 
+/// What a share allows of a change, checked per directory: each fid's own.
+private extension SharedDirectory {
+    func modifying() throws(NinePError) {
+        if isReadOnly { throw .readOnly }
+    }
+
+    /// A share of single files keeps its top level as the host made it: the guest may change
+    /// what the files hold, never which entries are there (a link or FIFO put in a file's
+    /// place would reach whoever uses the directory on the host).
+    func changingEntry(_ path: SharePath) throws(NinePError) {
+        if visibleEntries != nil, path.parent.isRoot { throw NinePError(EPERM) }
+    }
+
+    func inParent(_ path: SharePath, _ body: (Int32, String) -> Result<Void, NinePError>) throws(NinePError) {
+        try withParent(path, body).get()
+    }
+
+    /// The permission bits of a mode the guest gives a file: setuid (and setgid, but on a
+    /// directory, where it only passes the group on) are taken off unless the share keeps
+    /// them, so that a guest cannot leave set-id programs on the host.
+    func permitted(_ mode: UInt32, directory isDirectory: Bool) -> mode_t {
+        var bits = mode_t(mode & 0o7777)
+        if !keepsSetID { bits &= isDirectory ? ~S_ISUID : ~(S_ISUID | S_ISGID) }
+        return bits
+    }
+}
+
 extension NinePServer {
-    /// The session: msize, the attached user, and every fid with its path and, for an open
-    /// one, how it was opened. Locks are not kept: they belong to the host's open files.
+    /// Stands where a share of one directory saves its msize, which is never 0: the state
+    /// of a share of exports, whose fids each carry their export's name. A share of one
+    /// directory saves what it always has.
+    private static let exportsMarker: UInt32 = 0
+
+    /// The session: msize, the attached user, and every fid with its export's name (on a
+    /// share of exports), its path and, for an open one, how it was opened. Locks are not
+    /// kept: they belong to the host's open files.
     public func saveState(into writer: inout StateWriter) {
+        if hasExports { writer.put(Self.exportsMarker) }
         writer.put(UInt32(messageSize))
         writer.put(user)
         writer.put(UInt32(fids.count))
         for (number, fid) in fids.sorted(by: { $0.key < $1.key }) {
             writer.put(number)
+            if hasExports { writer.put(fid.export.name) }
             let names = fid.path.names
             writer.put(UInt32(names.count))
             for name in names { writer.put(String(name)) }
@@ -576,17 +640,23 @@ extension NinePServer {
 
     /// Rebuilds the session on this host. A file that was open is opened again by its path,
     /// without creating or truncating; one that is gone leaves its fid closed, and the
-    /// guest's next use of it gets EBADF, as for a file removed under an NFS client.
+    /// guest's next use of it gets EBADF, as for a file removed under an NFS client. On a
+    /// share of exports each fid goes back on the export of its name, which must be bound
+    /// already: a state with a fid of an export that is not is refused.
     public func restoreState(from reader: inout StateReader) throws(StateError) {
-        let size = Int(try reader.get(UInt32.self, "9p msize"))
-        guard (Self.minimumMessageSize...Self.maximumMessageSize).contains(size) else { throw .invalid(what: "9p msize") }
+        var size = try reader.get(UInt32.self, "9p msize")
+        guard (size == Self.exportsMarker) == hasExports else { throw .invalid(what: "9p export table") }
+        if hasExports { size = try reader.get(UInt32.self, "9p msize") }
+        guard (Self.minimumMessageSize...Self.maximumMessageSize).contains(Int(size)) else { throw .invalid(what: "9p msize") }
         let user = try reader.get(UInt32.self, "9p user")
         let count = Int(try reader.get(UInt32.self, "9p fid count"))
         guard count <= Self.maximumFids else { throw .invalid(what: "9p fid count") }
         var restored: [UInt32: Fid] = [:]
-        var reopened = 0
+        // Reopened once every fid has been read, so that a state refused halfway leaves no file open.
+        var wereOpen: Set<UInt32> = []
         for _ in 0..<count {
             let number = try reader.get(UInt32.self, "9p fid")
+            let export = try restoredExport(from: &reader)
             let depth = Int(try reader.get(UInt32.self, "9p path depth"))
             guard depth <= SharedDirectory.maximumPathLength else { throw .invalid(what: "9p path") }
             var names: [String] = []
@@ -597,31 +667,51 @@ extension NinePServer {
             }
             let path = SharePath(names)
             guard path.length <= SharedDirectory.maximumPathLength else { throw .invalid(what: "9p path") }
-            var fid = Fid(path: path)
+            var fid = Fid(path: path, export: export)
             let open = try reader.bool("9p open")
             fid.writable = try reader.bool("9p writable")
             fid.openFlags = try reader.get(Int32.self, "9p open flags")
             guard fid.openFlags & ~Self.allowedOpenFlags == 0 else { throw .invalid(what: "9p open flags") }
             fid.isAttributeList = try reader.bool("9p attribute list")
-            if open && reopened < Self.maximumOpenFiles {
-                fid.file = reopen(fid)
-                if fid.file >= 0 { reopened += 1 }
-            }
-            if let replaced = restored.updateValue(fid, forKey: number), replaced.file >= 0 {
-                close(replaced.file)
-                reopened -= 1
-            }
+            restored[number] = fid
+            if open { wereOpen.insert(number) } else { wereOpen.remove(number) }
         }
         closeAll()
-        messageSize = size
+        var reopened = 0
+        for (number, fid) in restored.sorted(by: { $0.key < $1.key }) where wereOpen.contains(number) {
+            guard reopened < Self.maximumOpenFiles else { break }
+            let file = reopen(fid)
+            guard file >= 0 else { continue }
+            restored[number]?.file = file
+            reopened += 1
+        }
+        messageSize = Int(size)
         self.user = user
         fids = restored
         openFiles = reopened
     }
 
+    private var hasExports: Bool {
+        if case .named = exports { return true }
+        return false
+    }
+
+    /// The directory a saved fid was attached to: its export's, by name, on a share of exports.
+    private func restoredExport(from reader: inout StateReader) throws(StateError) -> NinePExport {
+        switch exports {
+        case .one(let directory):
+            return NinePExport(name: "", directory: directory)
+        case .named(let table):
+            let name = try reader.string("9p export name", limit: NinePExport.maximumNameLength)
+            guard NinePExport.isName(name) else { throw .invalid(what: "9p export name") }
+            guard let directory = table[name] else { throw .missing(what: "9p export \(name.debugDescription)") }
+            return NinePExport(name: name, directory: directory)
+        }
+    }
+
     private func reopen(_ fid: Fid) -> Int32 {
         let flags = fid.openFlags & ~(O_CREAT | O_EXCL | O_TRUNC)
-        let reopened = try? directory.open(fid.path, flags: flags).get()
+        let reopened = try? fid.directory.open(fid.path, flags: flags).get()
         return reopened ?? -1
     }
 }

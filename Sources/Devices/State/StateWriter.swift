@@ -30,11 +30,14 @@ public enum StateError: Error, Equatable, CustomStringConvertible {
     case truncated(what: String)
     /// A field holds a value the device could never have saved.
     case invalid(what: String)
+    /// The state refers to something the restoring device was not given (a 9p export not bound).
+    case missing(what: String)
 
     public var description: String {
         switch self {
         case .truncated(let what): "saved state ends inside \(what)"
         case .invalid(let what): "saved \(what) is not valid"
+        case .missing(let what): "saved state refers to \(what), which this device does not have"
         }
     }
 }

@@ -2,9 +2,10 @@ import Memory
 import Synchronization
 
 /// virtio-9p (virtio 1.2, section 5.16): a host directory served over 9P2000.L on one
-/// request queue. Each chain holds one T-message (readable) and room for its answer
-/// (writable); both may be split across buffers anywhere, as Linux's zero-copy reads
-/// and writes do. A Tread's data goes from the file straight into the guest's buffers
+/// request queue, or several, each the export a mount's aname names
+/// (`mount -t 9p -o trans=virtio,aname=NAME TAG`). Each chain holds one T-message
+/// (readable) and room for its answer (writable); both may be split across buffers
+/// anywhere, as Linux's zero-copy reads and writes do. A Tread's data goes from the file straight into the guest's buffers
 /// and a Twrite's from them to the file: what one request costs the host is the
 /// message header, never the data, and at most the negotiated msize.
 public final class Virtio9P: VirtioDevice, Sendable {
@@ -30,12 +31,33 @@ public final class Virtio9P: VirtioDevice, Sendable {
     public var maximumQueueSizes: [UInt16] { [Self.queueSize] }
     public var deviceFeatures: UInt64 { Feature.mountTag }
 
-    /// `tag` is the name the guest mounts (`mount -t 9p TAG`): 1 to 255 bytes.
+    /// Serves `directory` to every mount, whatever its aname. `tag` is the name the guest
+    /// mounts (`mount -t 9p TAG`): 1 to 255 bytes.
     public init(directory: SharedDirectory, tag: String) {
         precondition((1...Self.maximumTagLength).contains(tag.utf8.count), "the caller checks the tag's length")
         self.tag = tag
         state = Mutex(State(server: NinePServer(directory: directory)))
     }
+
+    /// Serves exports by name: a mount reaches the one its aname names, exactly; an empty
+    /// or unknown aname is refused (ENOENT). `exports` may be bound later (`bind(exports:)`).
+    public init(tag: String, exports: [String: SharedDirectory] = [:]) throws(NinePExportError) {
+        precondition((1...Self.maximumTagLength).contains(tag.utf8.count), "the caller checks the tag's length")
+        self.tag = tag
+        state = Mutex(State(server: try NinePServer(exports: exports)))
+    }
+
+    /// Replaces the exports of a share made with `init(tag:exports:)`, from any thread: what
+    /// the next mounts reach. A mount made already stays on the directories it reached. A
+    /// restored share needs its exports bound before `restoreState`, which puts each fid
+    /// back on its export by name. Names are 1 to 64 bytes of A-Z, a-z, 0-9, '.', '_' and '-'.
+    public func bind(exports: [String: SharedDirectory]) throws(NinePExportError) {
+        try state.withLock { state throws(NinePExportError) in try state.server.bind(exports: exports) }
+    }
+
+    /// The session's fids and open files, over all exports (for tests and diagnostics).
+    var fidCount: Int { state.withLock { $0.server.fidCount } }
+    var openFileCount: Int { state.withLock { $0.server.openFileCount } }
 
     public func readConfiguration(offset: Int, into data: UnsafeMutableRawBufferPointer) {
         var configuration = [UInt8](repeating: 0, count: 2)
@@ -107,8 +129,9 @@ public final class Virtio9P: VirtioDevice, Sendable {
 }
 
 extension Virtio9P {
-    /// The share's tag, then the session. Its fids are paths beneath the export the tag
-    /// names; the host directory is whatever the restore binds to that tag.
+    /// The share's tag, then the session. Its fids are paths beneath the directory the tag
+    /// names, or beneath exports it names by name; the host directories are whatever the
+    /// restore binds to them.
     public func saveState(into writer: inout StateWriter) {
         state.withLock { state in
             writer.put(tag)
@@ -117,7 +140,9 @@ extension Virtio9P {
         }
     }
 
-    /// Refuses the state of another share: its fids name paths in another export.
+    /// Refuses the state of another share: its fids name paths in another export. A share
+    /// of exports has them bound first (`bind(exports:)`): each fid goes back on the export
+    /// of its name, and one whose export is not bound is refused.
     public func restoreState(from reader: inout StateReader) throws(StateError) {
         guard try reader.string("9p share tag", limit: Self.maximumTagLength) == tag else { throw .invalid(what: "9p share tag") }
         try state.withLock { state throws(StateError) in

@@ -2,7 +2,10 @@
 // share in a temporary directory beside another directory that symlinks in the share
 // point at. After each input nothing outside the share may have changed. Requests go
 // through the codec both ways first, which must give back what was encoded. An input
-// starting with 0xff is one raw message instead.
+// starting with 0xff is one raw message instead. One starting with 0xfe is served on a
+// share of exports (the share under "share", and read-only under "ro"), with attaches by
+// any aname and binds of new tables between requests; its session, saved, must restore
+// where every name it was bound is bound again, and where none is only without fids.
 import Glibc
 
 let parent: String = {
@@ -77,6 +80,7 @@ func resetShare() {
 /// The share and its neighbour, made once, and what they held before any input.
 struct Fixture {
     let directory: SharedDirectory
+    let readOnly: SharedDirectory
     let baseline: [String]
     let parentBaseline: [String]
     let buffer: UnsafeMutableRawBufferPointer
@@ -88,6 +92,7 @@ struct Fixture {
         makeFile(outside + "/secret", "outside the share")
         resetShare()
         directory = try! SharedDirectory(path: share, readOnly: false)
+        readOnly = try! SharedDirectory(path: share, readOnly: true)
         baseline = snapshot(outside)
         parentBaseline = snapshot(parent, skipping: share)
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 8)
@@ -99,6 +104,9 @@ struct Fixture {
 let fixture = Fixture()
 
 let names = ["file", "sub", "absolute", "relative", "up", "sibling", "..", ".", "new", "sub/file", "", "x", "secret", "dir"]
+/// The exports' names, names a byte away from them, and names no export may have.
+let anames = ["share", "ro", "", "Share", "share/..", "..", ".", "ro\0", "/share", String(repeating: "x", count: 64),
+              String(repeating: "x", count: 65), "naïve", "a b"]
 
 struct Bytes {
     let data: UnsafePointer<UInt8>
@@ -111,6 +119,13 @@ struct Bytes {
     }
     mutating func fid() -> UInt32 { UInt32(byte() % 8) }
     mutating func name() -> String { names[Int(byte()) % names.count] }
+    /// One of `anames`, or up to 127 bytes from the input.
+    mutating func aname() -> String {
+        let choice = byte()
+        guard choice & 0x80 != 0 else { return anames[Int(choice) % anames.count] }
+        return String(decoding: (0..<Int(choice & 0x7f)).map { _ in byte() }, as: UTF8.self)
+    }
+    var next: UInt8 { position < size ? data[position] : 0 }
     mutating func small() -> UInt32 { UInt32(byte()) }
     mutating func word() -> UInt32 { UInt32(byte()) | UInt32(byte()) << 8 | UInt32(byte()) << 16 | UInt32(byte()) << 24 }
     mutating func offset() -> UInt64 { UInt64(word()) | UInt64(byte()) << 32 }
@@ -119,7 +134,7 @@ struct Bytes {
 func request(from bytes: inout Bytes) -> NinePRequest {
     switch bytes.byte() % 28 {
     case 0: return .version(msize: bytes.word(), version: bytes.byte() % 4 == 0 ? "9P2000.u" : NineP.version)
-    case 1: return .attach(fid: bytes.fid(), authFid: NineP.noFid, user: "root", tree: bytes.name(), numericUser: bytes.small())
+    case 1: return .attach(fid: bytes.fid(), authFid: NineP.noFid, user: "root", tree: bytes.aname(), numericUser: bytes.small())
     case 2: return .walk(fid: bytes.fid(), newFid: bytes.fid(), names: (0..<Int(bytes.byte() % 5)).map { _ in bytes.name() })
     case 3: return .lopen(fid: bytes.fid(), flags: bytes.word())
     case 4: return .lcreate(fid: bytes.fid(), name: bytes.name(), flags: bytes.word(), mode: bytes.word(), gid: bytes.small())
@@ -157,21 +172,55 @@ func request(from bytes: inout Bytes) -> NinePRequest {
 }
 
 
+/// A table of up to two exports, each the share writable or read-only, under any aname.
+func table(from bytes: inout Bytes) -> [String: SharedDirectory] {
+    var table: [String: SharedDirectory] = [:]
+    for _ in 0..<Int(bytes.byte() % 3) {
+        table[bytes.aname()] = bytes.byte() & 1 == 0 ? fixture.directory : fixture.readOnly
+    }
+    return table
+}
+
+/// Saves the session and restores it on a server with every name it was ever bound, and
+/// on one with none, which only a session without fids restores on.
+func checkRestore(_ server: NinePServer, bound: [String: SharedDirectory]) {
+    var writer = StateWriter()
+    server.saveState(into: &writer)
+    let restored = try! NinePServer(exports: bound)
+    var reader = StateReader(writer.bytes)
+    precondition((try? restored.restoreState(from: &reader)) != nil && reader.isAtEnd, "a saved session did not restore")
+    precondition(restored.fidCount == server.fidCount, "a restore lost fids")
+    let unbound = try! NinePServer(exports: [:])
+    var again = StateReader(writer.bytes)
+    precondition(((try? unbound.restoreState(from: &again)) != nil) == (server.fidCount == 0),
+                 "a session restored without its exports")
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let server = NinePServer(directory: fixture.directory)
+    let hasExports = size > 0 && data[0] == 0xfe
+    var bound = ["share": fixture.directory, "ro": fixture.readOnly]
+    let server = hasExports ? try! NinePServer(exports: bound) : NinePServer(directory: fixture.directory)
     let buffer = fixture.buffer
     _ = server.handle(.version(msize: 65536, version: NineP.version))
-    _ = server.handle(.attach(fid: 0, authFid: NineP.noFid, user: "root", tree: "", numericUser: 0))
+    _ = server.handle(.attach(fid: 0, authFid: NineP.noFid, user: "root", tree: hasExports ? "share" : "", numericUser: 0))
     if size > 0 && data[0] == 0xff {
         if let (_, request) = try? NinePRequest.decode(Array(UnsafeBufferPointer(start: data + 1, count: size - 1)), limit: 65536) {
             _ = server.handle(request, data: [UnsafeRawBufferPointer(buffer)], into: [buffer])
         }
     } else {
-        var bytes = Bytes(data: data, size: size, position: 0)
+        var bytes = Bytes(data: data, size: size, position: hasExports ? 1 : 0)
         var steps = 0
         while !bytes.atEnd && steps < 64 {
             steps += 1
+            if hasExports && bytes.next < 16 {
+                _ = bytes.byte()
+                let table = table(from: &bytes)
+                let valid = table.keys.allSatisfy(NinePExport.isName)
+                precondition(((try? server.bind(exports: table)) != nil) == valid, "bind took or refused the wrong names")
+                if valid { bound.merge(table) { kept, _ in kept } }
+                continue
+            }
             let request = request(from: &bytes)
             var encoded = request.encode(tag: 1)
             if case .write(_, _, let count) = request { encoded += [UInt8](repeating: 0x41, count: Int(count)) }
@@ -182,6 +231,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             precondition(server.fidCount <= NinePServer.maximumFids && server.openFileCount <= NinePServer.maximumOpenFiles)
         }
     }
+    if hasExports { checkRestore(server, bound: bound) }
     precondition(snapshot(outside) == fixture.baseline, "something outside the share changed")
     precondition(snapshot(parent, skipping: share) == fixture.parentBaseline, "something beside the share changed")
     resetShare()

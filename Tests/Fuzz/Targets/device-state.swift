@@ -1,8 +1,9 @@
 // libFuzzer target: a snapshot's device state, as `microvm restore` hands it to each
 // device. Byte 0 picks the device (the 16550, or a virtio-mmio transport with a console,
-// a disk, a 9p share, a network device, virtio-rng or vsock behind it); the rest is the state. A state that restores is then
-// saved again, and for a transport its queues are notified and its registers read, with
-// the same bytes as guest memory: restored rings must be walked as safely as live ones.
+// a disk, a 9p share, a network device, virtio-rng, vsock or a 9p share of two exports
+// behind it); the rest is the state. A state that restores is then saved again, and for a
+// transport its queues are notified and its registers read, with the same bytes as guest
+// memory: restored rings must be walked as safely as live ones.
 import Glibc
 
 struct QuietLine: InterruptLine {
@@ -49,7 +50,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     try? memory.write(UnsafeRawBufferPointer(start: data + 1, count: min(size - 1, 0x10000)), at: 0)
     let device: StatefulDevice
     var transport: VirtioMMIOTransport?
-    switch data[0] % 7 {
+    switch data[0] % 8 {
     case 0:
         device = Serial16550(interrupt: QuietLine()) { _ in }
     case 1:
@@ -69,6 +70,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         device = transport!
     case 5:
         transport = VirtioMMIOTransport(device: VirtioEntropy { _, _ in }, memory: memory, interrupt: QuietLine()) { _ in }
+        device = transport!
+    case 6:
+        transport = VirtioMMIOTransport(device: try! Virtio9P(tag: "fuzz", exports: ["fuzz": directory, "other": directory]),
+                                        memory: memory, interrupt: QuietLine()) { _ in }
         device = transport!
     default:
         transport = VirtioMMIOTransport(device: VirtioVsock(wake: {}), memory: memory, interrupt: QuietLine()) { _ in }
