@@ -10,8 +10,6 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case commandStreamsNeedSerialConsole
     case disksDiffer(machine: Int, session: Int)
     case missingShare(String)
-    case missingNetwork
-    case missingVsock
 
     public var description: String {
         switch self {
@@ -35,10 +33,6 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
             return "the machine has \(machine) disk\(machine == 1 ? "" : "s") and the run gives \(session), or in other modes"
         case .missingShare(let tag):
             return "the machine has no share tagged \(tag), or the run gives no directory for it"
-        case .missingNetwork:
-            return "the machine has a network device and the run gives it no backend"
-        case .missingVsock:
-            return "the machine has a vsock device and the run gives it no socket"
         }
     }
 }

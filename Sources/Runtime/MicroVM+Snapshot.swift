@@ -145,7 +145,12 @@ extension MicroVM {
     /// Writes the paused VM to `path` and `path.mem` (`SnapshotOutput`), neither of which
     /// may be a file the VM runs from. Returns the state file's size.
     func snapshot(to path: String) throws(SnapshotError) -> Int {
-        guard !needs.contains(.networking), !needs.contains(.vsock) else { throw .networkDevice }
+        // Frames and connections in flight live in the host's sockets, which a snapshot
+        // cannot hold; an idle network or vsock device (a template's) is saved.
+        for slot in devices.compactMap({ ($0 as? VirtioMMIOTransport)?.device }) {
+            if let net = slot as? VirtioNet, !net.isIdle { throw .networkDevice }
+            if let vsock = slot as? VirtioVsock, !vsock.isIdle { throw .networkDevice }
+        }
         let memoryPath = Self.memoryPath(for: path)
         try refuseInputs(path)
         try refuseInputs(memoryPath)
@@ -157,7 +162,7 @@ extension MicroVM {
             saved.kernel = ""
             saved.initrds = []
             state = VMSnapshot(
-                machine: saved, disks: VMSnapshot.stamps(disks.map { $0.status() }),
+                machine: saved, disks: VMSnapshot.stamps(disks.prefix(machine.devices.count { $0.kind == "disk" }).map { $0.status() }),
                 hostCPU: VMSnapshot.hostFingerprint(try hypervisor.supportedCPUID()), vm: try vm.saveState(), cpus: cpuStates,
                 devices: Self.savedStates(devices), exitStatus: reported.value)
         } catch {

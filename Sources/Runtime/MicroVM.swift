@@ -56,6 +56,8 @@ public final class MicroVM: @unchecked Sendable {
     let devices: [StatefulDevice]
     /// Only the event loop's thread reads or changes it.
     var paused = false
+    /// The run ends in a snapshot (a template's build), which the event loop's thread takes.
+    var snapshotsWhenWaiting = false
 
     /// Builds the VM; nothing runs until `run()`. Throws with a message naming what failed.
     public convenience init(_ configuration: VMConfiguration, profile: HostProfile = .current, events: BootEvents = BootEvents()) throws {
@@ -169,10 +171,14 @@ public final class MicroVM: @unchecked Sendable {
         needs = builder.needs
         devices = [serial, i8042] + slots.slots.map(\.transport)
         events.reached(\.devices)
+        if restoring == nil {
+            for bind in builder.bindings { try bind() }
+        }
 
         if let restoring {
             cpus = try Self.restore(restoring.snapshot, vm: vm, devices: devices)
             if let status = restoring.snapshot.exitStatus { reported.set(status) }
+            for bind in builder.bindings { try bind() }
             try startConsoleLog()
             events.built()
             return
@@ -296,7 +302,7 @@ public final class MicroVM: @unchecked Sendable {
         }
         if session.seccomp {
             do {
-                try SeccompFilter.install(for: .eventLoop, control: controlServer != nil, networking: needs.contains(.networking),
+                try SeccompFilter.install(for: .eventLoop, control: controlServer != nil || snapshotsWhenWaiting, networking: needs.contains(.networking),
                                           vsock: needs.contains(.vsock))
             } catch {
                 control.stop(.vmmError(error.description))

@@ -251,6 +251,11 @@ public struct VMConfiguration: Sendable {
         var identity = String(describing: network) + "|" + kernel
         for disk in disks { identity += "|" + disk.path }
         for share in shares { identity += "|" + share.path }
+        return Self.derivedMAC(identity)
+    }
+
+    /// A locally administered unicast address hashed (FNV-1a) from `identity`.
+    static func derivedMAC(_ identity: String) -> [UInt8] {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in identity.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return [0x02] + (0..<5).map { UInt8(truncatingIfNeeded: hash >> ($0 * 8)) }

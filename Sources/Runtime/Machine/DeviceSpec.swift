@@ -14,8 +14,16 @@ public enum DeviceSpec: Equatable, Sendable {
     case workOrder
     /// A virtio-blk disk, /dev/vd(a+N) for the Nth; its file is the session's Nth disk.
     case disk(readOnly: Bool)
+    /// A virtio-blk disk whose file the session binds after the build, or after a restore
+    /// (a template's disks): the guest learns its size from a configuration change. A slot
+    /// the session gives no disk stays empty (no sectors).
+    case diskSlot
     /// A virtio-9p device with the mount tag `tag`, serving the session's share of that tag.
     case share(tag: String, readOnly: Bool)
+    /// A virtio-9p device with the mount tag `tag` serving every share of the session, each
+    /// chosen by its tag as the attach's name (`mount -t 9p -o aname=NAME TAG`): a
+    /// template's, whose runs each bring their own directories.
+    case exports(tag: String)
     /// A virtio-net device with this MAC; whether its backend carries the virtio-net
     /// header (a tap) is fixed when the driver negotiates features.
     case network(mac: [UInt8], offloads: Bool)
@@ -33,7 +41,9 @@ public enum DeviceSpec: Equatable, Sendable {
         case .console: "console"
         case .workOrder: "work-order"
         case .disk: "disk"
+        case .diskSlot: "disk-slot"
         case .share: "share"
+        case .exports: "exports"
         case .network: "network"
         case .vsock: "vsock"
         case .entropy: "entropy"
@@ -43,7 +53,8 @@ public enum DeviceSpec: Equatable, Sendable {
     func save(into writer: inout StateWriter) {
         writer.put(kind)
         switch self {
-        case .commandStreams, .console, .workOrder, .vsock: break
+        case .commandStreams, .console, .workOrder, .vsock, .diskSlot: break
+        case .exports(let tag): writer.put(tag)
         case .disk(let readOnly): writer.put(readOnly)
         case .share(let tag, let readOnly):
             writer.put(tag)
@@ -65,6 +76,8 @@ public enum DeviceSpec: Equatable, Sendable {
         case "work-order": self = .workOrder
         case "vsock": self = .vsock
         case "disk": self = .disk(readOnly: try reader.bool("disk read-only"))
+        case "disk-slot": self = .diskSlot
+        case "exports": self = .exports(tag: try reader.string("exports tag", limit: Virtio9P.maximumTagLength))
         case "share":
             self = .share(tag: try reader.string("share tag", limit: Virtio9P.maximumTagLength), readOnly: try reader.bool("share read-only"))
         case "network":

@@ -25,6 +25,10 @@ final class MachineBuilder {
     var workOrder: WorkOrderPort?
     /// The system calls the vCPU threads need for these devices.
     var needs = SeccompFilter.Needs()
+    /// What binds the session to devices built without it (disk slots, the network, vsock):
+    /// run once the devices hold their state, after a restore's or at once for a boot, so
+    /// that a guest whose driver already runs hears of the change.
+    var bindings: [() throws -> Void] = []
 
     init(machine: MachineSpec, session: Session, resources: SessionResources, vm: VirtualMachine, mmioBus: Bus, slots: VirtioSlots,
          deviceIO: DeviceIO, control: RunControl, consoleWrite: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) {
@@ -50,8 +54,10 @@ final class MachineBuilder {
             case .console: try attachConsole()
             case .workOrder: try attachWorkOrder()
             case .disk: try attachDisk()
+            case .diskSlot: try attachDiskSlot()
             case .share(let tag, _): try attachShare(tag: tag)
-            case .network(let mac, _): try attachNetwork(mac: mac)
+            case .exports(let tag): try attachExports(tag: tag)
+            case .network(let mac, let offloads): try attachNetwork(mac: mac, offloads: offloads)
             case .vsock: try attachVsock()
             case .entropy(let limit): try attachEntropy(limit)
             }

@@ -14,21 +14,25 @@ struct SessionResources {
     var vsockListener: Int32?
 
     /// Opens what `session` gives for `machine`'s devices. The session's disks are the
-    /// machine's in number and mode, its shares the machine's by tag.
+    /// machine's in number and mode (up to as many more as it has disk slots), its shares
+    /// the machine's by tag (any, for a machine that serves exports).
     init(_ session: Session, for machine: MachineSpec) throws {
         let disks = machine.devices.compactMap { device -> Bool? in
             if case .disk(let readOnly) = device { return readOnly }
             return nil
         }
-        guard session.disks.count == disks.count, zip(session.disks, disks).allSatisfy({ $0.readOnly == $1 }) else {
-            throw ConfigurationError.disksDiffer(machine: disks.count, session: session.disks.count)
+        let slots = machine.devices.count { $0 == .diskSlot }
+        guard (disks.count...disks.count + slots).contains(session.disks.count),
+              zip(session.disks, disks).allSatisfy({ $0.readOnly == $1 }) else {
+            throw ConfigurationError.disksDiffer(machine: disks.count + slots, session: session.disks.count)
         }
         let tags = machine.devices.compactMap { device -> String? in
             if case .share(let tag, _) = device { return tag }
             return nil
         }
         try Self.checkTags(session.shares)
-        if let extra = session.shares.first(where: { !tags.contains($0.tag) }) { throw ConfigurationError.missingShare(extra.tag) }
+        let exports = machine.devices.contains { $0.kind == "exports" }
+        if !exports, let extra = session.shares.first(where: { !tags.contains($0.tag) }) { throw ConfigurationError.missingShare(extra.tag) }
         self.disks = try session.disks.map { disk throws(DiskFile.Error) in try DiskFile(path: disk.path, readOnly: disk.readOnly) }
         for share in session.shares {
             shares[share.tag] = try SharedDirectory(path: share.path, readOnly: share.readOnly, keepsSetID: share.keepsSetID,

@@ -8,4 +8,11 @@ extension MachineBuilder {
         try slots.add(Virtio9P(directory: directory, tag: tag))
         needs.insert(.sharing)
     }
+
+    /// One 9p device serving every share of the session by its tag. Bound at the build,
+    /// before a restore puts back any fid (each goes back to its export by name).
+    func attachExports(tag: String) throws {
+        try slots.add(try Virtio9P(tag: tag, exports: resources.shares))
+        if !resources.shares.isEmpty { needs.insert(.sharing) }
+    }
 }

@@ -1,16 +1,16 @@
 import Devices
 
 extension MachineBuilder {
-    /// virtio-vsock with Firecracker's host side: host programs connect to the session's
-    /// socket; a guest connecting to the host's port P reaches the socket PATH_P. Connections
-    /// are served on the event loop.
+    /// virtio-vsock with Firecracker's host side, bound to the session's socket once built:
+    /// host programs connect to it; a guest connecting to the host's port P reaches the
+    /// socket PATH_P. Connections are served on the event loop.
     func attachVsock() throws {
-        guard let path = session.vsock, let listener = resources.vsockListener else { throw ConfigurationError.missingVsock }
         let deviceIO = self.deviceIO
-        let device = VirtioVsock(listener: listener, connect: { port in VsockHostSocket.connect(path, port: port) },
-                                 wake: { deviceIO.wakeUp() })
+        let device = VirtioVsock(wake: { deviceIO.wakeUp() })
         try slots.add(device)
         deviceIO.add(device)
+        guard let path = session.vsock, let listener = resources.vsockListener else { return }
+        bindings.append { try device.attach(listener: listener, connect: { port in VsockHostSocket.connect(path, port: port) }) }
         needs.insert(.vsock)
     }
 }

@@ -45,7 +45,7 @@ public enum SnapshotError: Error, Equatable, CustomStringConvertible {
         case .notPaused(let reason): "cannot pause the VM: \(reason)"
         case .state(let reason): "cannot restore the VM: \(reason)"
         case .networkDevice:
-            "a VM with a network or vsock device cannot be snapshotted: its connections live in host sockets, outside the snapshot"
+            "the VM's network or vsock device has traffic in flight, which lives in host sockets outside a snapshot; snapshot it when idle"
         }
     }
 }

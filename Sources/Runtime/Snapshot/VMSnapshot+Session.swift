@@ -12,6 +12,7 @@ extension VMSnapshot {
     /// line: the disks in order (the Nth is /dev/vd(a+N)), the shares by tag, put in the
     /// machine's order. A disk or share missing or extra, or read-only where the saved one
     /// was not (or the other way round), is refused: the guest's view of it would change.
+    /// A template's machine takes up to one disk per slot and any shares, as exports.
     func session(disks given: [VMConfiguration.Disk], shares givenShares: [VMConfiguration.Share]) throws(SnapshotError)
         -> (disks: [VMConfiguration.Disk], shares: [VMConfiguration.Share]) {
         let savedDisks = machine.devices.compactMap { device -> Bool? in
@@ -22,13 +23,15 @@ extension VMSnapshot {
             if case .share(let tag, let readOnly) = device { return (tag, readOnly) }
             return nil
         }
-        guard given.count == savedDisks.count else {
+        let slots = machine.devices.count { $0 == .diskSlot }
+        guard given.count == savedDisks.count || slots > 0 && (savedDisks.count...savedDisks.count + slots).contains(given.count) else {
             throw .devicesDiffer("the snapshot has \(Self.count(savedDisks.count, "disk")) and the restore gives \(given.count): "
                 + "give each with --disk PATH[,ro], in the order they were attached")
         }
         for (index, (readOnly, disk)) in zip(savedDisks, given).enumerated() where readOnly != disk.readOnly {
             throw .devicesDiffer("disk \(index) (\(disk.path)) was attached " + (readOnly ? "read-only; add ,ro" : "read-write; leave out ,ro"))
         }
+        if machine.devices.contains(where: { $0.kind == "exports" }) { return (given, givenShares) }
         for share in givenShares where !savedShares.contains(where: { $0.tag == share.tag }) {
             throw .devicesDiffer("the snapshot has no share tagged \(share.tag)")
         }

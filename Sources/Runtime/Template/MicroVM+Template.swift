@@ -46,6 +46,7 @@ extension MicroVM {
                 control.stop(.stopRequested)
             }
         }
+        snapshotsWhenWaiting = true
         let exit = run()
         switch outcome.withLock({ $0 }) {
         case .success: return
@@ -73,7 +74,18 @@ extension MicroVM {
                 defer { close(log) }
                 let session = Session(consoleOutput: log, consoleInput: false, seccomp: true)
                 let vm = try MicroVM(machine: machine, session: session, profile: profile, events: BootEvents())
-                try vm.runUntilWaiting(snapshotTo: staging + "/vm.snap")
+                // On a thread of its own: the event loop's seccomp filter stays with its thread,
+                // and this one goes on to publish the template.
+                let outcome = Mutex<Result<Void, any Error>>(.success(()))
+                let thread = try NativeThread(name: "microvm-template") {
+                    do {
+                        try vm.runUntilWaiting(snapshotTo: staging + "/vm.snap")
+                    } catch {
+                        outcome.withLock { $0 = .failure(error) }
+                    }
+                }
+                thread.join(every: 1000) {}
+                try outcome.withLock { $0 }.get()
             } catch {
                 try? TemplateStore.removeTree(staging)
                 throw error

@@ -6,23 +6,28 @@ extension VMConfiguration {
     public var templateObstacle: String? {
         if profiling != nil { return "a profile samples the boot" }
         if commandStreams || !appendedInitrds.isEmpty { return "a container's streams and configuration are bound at boot" }
-        if !disks.isEmpty { return "disks are bound at boot" }
-        if !shares.isEmpty { return "shares are bound at boot" }
-        if network != nil { return "the network is bound at boot" }
-        if vsock != nil { return "vsock is bound at boot" }
         guard let initrd, InitrdListing.contains("usr/bin/work-order", in: initrd) else {
             return "the initrd has no usr/bin/work-order for a template's /init"
         }
         return nil
     }
 
-    /// The template's machine: the console, the work-order port, virtio-rng; the command
-    /// line says where the order comes.
+    /// The template's machine: the console, the work-order port, one 9p device for every
+    /// share, a disk slot for each disk, the network, vsock, virtio-rng; the command line
+    /// says where the order comes. The network device's MAC address is derived from the
+    /// backend alone: every clone of a template has the same one (give --mac for another).
     public var templateMachine: MachineSpec {
         var devices: [DeviceSpec] = []
         if console == .virtio { devices.append(.console) }
         let port = devices.count
         devices.append(.workOrder)
+        devices.append(.exports(tag: Self.exportsTag))
+        devices += disks.map { _ in .diskSlot }
+        if let network {
+            let offloads = if case .tap = network { true } else { false }
+            devices.append(.network(mac: mac ?? Self.derivedMAC(String(describing: network)), offloads: offloads))
+        }
+        if vsock != nil { devices.append(.vsock) }
         if let entropy { devices.append(.entropy(entropy)) }
         var commandLine = commandLine
         commandLine.insertKernelParameters(["microvm.order=/dev/hvc\(port)"])
@@ -30,8 +35,14 @@ extension VMConfiguration {
                            vcpuCount: vcpuCount, acpi: acpi, console: console, devices: devices)
     }
 
+    /// The mount tag of a template's 9p device.
+    public static let exportsTag = "microvm"
+
     /// What /init does in a VM restored from the template.
     public var workOrder: WorkOrder {
-        WorkOrder(command: command ?? [])
+        var root: WorkOrder.Root?
+        if rootOnFirstDisk, let disk = disks.first { root = .disk(readOnly: disk.readOnly) }
+        if let share = shares.first(where: { $0.tag == Share.rootTag }) { root = .share(readOnly: share.readOnly) }
+        return WorkOrder(command: command ?? [], root: root, shares: shares.map(\.tag).filter { $0 != Share.rootTag }, network: network != nil)
     }
 }
