@@ -16,6 +16,8 @@ public struct ContainerPlan: Sendable {
     public var configuration: VMConfiguration
     /// The records of /oci/config, in order.
     public var records: [(key: String, value: String)]
+    /// The spec asks for a boot rather than a template's restore (`org.microvm.template=false`).
+    public var boots: Bool
 
     /// Annotations that set the VM's options (docs/oci.md).
     public enum Annotation {
@@ -25,6 +27,8 @@ public struct ContainerPlan: Sendable {
         public static let initrd = "org.microvm.initrd"
         public static let network = "org.microvm.network"
         public static let cmdline = "org.microvm.cmdline"
+        /// `false`: boot the kernel instead of restoring the template of the container's machine.
+        public static let template = "org.microvm.template"
     }
 
     /// The tags of the bind mounts' shares: `oci0`, `oci1`, …
@@ -42,6 +46,11 @@ public struct ContainerPlan: Sendable {
             memory = try MemorySize.parse(spec.annotation(Annotation.memory) ?? "256M")
         } catch {
             throw .config("annotation \(Annotation.memory): \(error)")
+        }
+        switch spec.annotation(Annotation.template) {
+        case nil, "true": boots = false
+        case "false": boots = true
+        case let other?: throw .config("annotation \(Annotation.template): \(other); give true or false")
         }
         let cpuText = spec.annotation(Annotation.cpus) ?? "1"
         guard let cpus = Int(cpuText), cpus >= 1 else { throw .config("annotation \(Annotation.cpus): \(cpuText) is not a vCPU count") }
@@ -142,16 +151,30 @@ public struct ContainerPlan: Sendable {
         self.configuration = configuration
     }
 
-    /// The archive appended to the initrd: /oci/config with the records.
+    /// The archive appended to the initrd of a booted VM: /oci/config with the records.
     public var configArchive: [UInt8] {
-        var text: [UInt8] = []
-        for (key, value) in records {
-            text += Array(key.utf8) + [UInt8(ascii: "=")] + Array(value.utf8) + [0]
-        }
         var archive = CPIOArchive()
         archive.addDirectory("oci")
-        archive.addFile("oci/config", contents: text)
+        archive.addFile("oci/config", contents: configFile(exports: nil))
         return archive.finish()
+    }
+
+    /// /oci/config: the records, each `key=value` and a NUL byte. With `exports`, the
+    /// shares are exports of that one 9p device (a VM restored from a template).
+    public func configFile(exports: String?) -> [UInt8] {
+        var text: [UInt8] = []
+        for (key, value) in records + (exports.map { [("exports", $0)] } ?? []) {
+            text += Array(key.utf8) + [UInt8(ascii: "=")] + Array(value.utf8) + [0]
+        }
+        return text
+    }
+
+    /// The work order of a VM restored from a template: /oci/config and the root, with the
+    /// network when the container has one; oci-init does the rest.
+    public var workOrder: WorkOrder {
+        var order = configuration.workOrder
+        order.files = [("/oci/config", configFile(exports: VMConfiguration.exportsTag))]
+        return order
     }
 
     static let bindFlags = UInt(MS_BIND) | UInt(MS_REC)

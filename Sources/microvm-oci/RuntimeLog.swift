@@ -12,14 +12,23 @@ struct RuntimeLog {
     func error(_ message: String) {
         let line = "microvm-oci: \(message)\n"
         _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+        append(message, level: "error")
+    }
+
+    /// A line for the `--log` file only: the VM process's standard error is the container's.
+    func info(_ message: String) {
+        append(message, level: "info")
+    }
+
+    private func append(_ message: String, level: String) {
         guard let path else { return }
         // Not blocking: a FIFO nobody reads would hold the error, and the command, forever.
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }
         defer { close(fd) }
         let entry = json
-            ? JSONValue.object([("level", .string("error")), ("msg", .string(message)), ("time", .string(Timestamp.now()))]).encoded + "\n"
-            : "time=\"\(Timestamp.now())\" level=error msg=\(JSONObject.quote(message))\n"
+            ? JSONValue.object([("level", .string(level)), ("msg", .string(message)), ("time", .string(Timestamp.now()))]).encoded + "\n"
+            : "time=\"\(Timestamp.now())\" level=\(level) msg=\(JSONObject.quote(message))\n"
         _ = entry.withCString { write(fd, $0, strlen($0)) }
     }
 }

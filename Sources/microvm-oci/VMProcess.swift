@@ -29,10 +29,18 @@ struct VMProcess {
             guard let bundle = arguments.options["bundle"] else { throw OCIError.usage("vm: no --bundle") }
             let paths = try StateStore(root: arguments.root).paths(of: id)
             var (_, plan) = try RuntimeCommands.plan(bundle: bundle, allowedImages: arguments.allowedImages)
-            plan.configuration.appendedInitrds = [paths.configArchive]
             plan.configuration.consoleLog = paths.consoleLog
             plan.configuration.consoleLogLimit = 512 << 10  // under /run, which is RAM: half a MiB a container
-            vm = try MicroVM(plan.configuration)
+            // From the template of the container's machine, unless the spec asks for a boot
+            // or the VM cannot start from one; then the configuration rides on the initrd.
+            if plan.boots || plan.configuration.templateObstacle != nil {
+                plan.configuration.appendedInitrds = [paths.configArchive]
+                vm = try MicroVM(plan.configuration)
+            } else {
+                let log = arguments.log
+                vm = try MicroVM.fromTemplate(plan.configuration.templateMachine, session: plan.configuration.session,
+                                              order: plan.workOrder) { log.info($0) }
+            }
             // The jail hides the container's directory: the start FIFO is opened through it.
             fifo = String(paths.startFIFO.dropFirst(paths.directory.count + 1))
             directory = open(paths.directory, CLINUX_O_PATH | O_DIRECTORY | O_CLOEXEC)

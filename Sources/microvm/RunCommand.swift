@@ -13,23 +13,7 @@ struct RunCommand: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("Kernel to boot: a bzImage or an ELF vmlinux.", valueName: "path"))
-    var kernel: String?
-
-    @Option(help: ArgumentHelp("Initial ramdisk.", valueName: "path"))
-    var initrd: String?
-
-    @Option(help: ArgumentHelp("Kernel command line (default: \"\(VMConfiguration.defaultCommandLine())\", with hvc0 for a virtio console); what this host needs is added.", valueName: "text"))
-    var cmdline: String?
-
-    @Option(help: ArgumentHelp("Guest memory, with a K, M or G suffix; a plain number is MiB.", valueName: "size"))
-    var memory: String = "256M"
-
-    @Option(help: ArgumentHelp("Number of vCPUs.", valueName: "n"))
-    var cpus: Int = 1
-
-    @Option(help: ArgumentHelp("Console device: serial (ttyS0) or virtio (hvc0).", valueName: "serial|virtio"))
-    var console: VMConfiguration.ConsoleDevice = .serial
+    @OptionGroup var machine: MachineOptions
 
     @OptionGroup var session: SessionOptions
 
@@ -53,12 +37,6 @@ struct RunCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("A virtio-vsock device (guest CID 3) with Firecracker's host side: host programs connect to the Unix socket PATH and send \"CONNECT <port>\\n\"; a guest connecting to the host (CID 2) port P reaches the socket PATH_P.", valueName: "path"))
     var vsock: String?
-
-    @Flag(help: ArgumentHelp("No virtio-rng device (by default the guest draws entropy from the host's getrandom, up to 1 MiB/s)."))
-    var noRNG = false
-
-    @Flag(help: ArgumentHelp("No ACPI tables: the kernel finds its CPUs in the MP table and the virtio devices on its command line (virtio_mmio.device=). For kernels built without CONFIG_ACPI."))
-    var noACPI = false
 
     @Flag(help: .hidden)
     var seccompSelftest = false
@@ -105,15 +83,7 @@ struct RunCommand: ParsableCommand {
     }
 
     private func boot(events: BootEvents) throws -> VMExit {
-        let memorySize = try MemorySize.parse(memory)
-        var kernelPath = kernel
-        var initrdPath = initrd
-        if kernelPath == nil {
-            let guest = try DefaultGuest.locate()
-            kernelPath = guest.kernel
-            initrdPath = initrdPath ?? guest.initrd
-            if !session.quiet { report("booting the default guest: \(guest.kernel) with \(guest.initrd)") }
-        }
+        let (kernelPath, initrdPath) = try machine.images(quiet: session.quiet)
         var disks = disk.map(Self.parseDisk)
         var shares = try share.map { try Self.parseShare($0) }
         if let rootfs {
@@ -127,12 +97,12 @@ struct RunCommand: ParsableCommand {
         }
         if !shares.isEmpty { Self.raiseOpenFileLimit() }
         var configuration = VMConfiguration(
-            kernel: kernelPath!,
+            kernel: kernelPath,
             initrd: initrdPath,
-            commandLine: cmdline.map { KernelCommandLine($0) },
-            memorySize: memorySize,
-            vcpuCount: cpus,
-            console: console,
+            commandLine: machine.cmdline.map { KernelCommandLine($0) },
+            memorySize: try MemorySize.parse(machine.memory),
+            vcpuCount: machine.cpus,
+            console: machine.console,
             consoleSocket: session.consoleSocket,
             consoleLog: session.consoleLog,
             disks: disks,
@@ -141,13 +111,13 @@ struct RunCommand: ParsableCommand {
             command: command.isEmpty ? nil : command,
             seccomp: !session.noSeccomp,
             controlSocket: session.apiSocket,
-            acpi: !noACPI,
+            acpi: !machine.noACPI,
             network: try net.map(Self.parseNetwork),
             mac: try mac.map(Self.parseMAC),
-            entropy: noRNG ? nil : .standard,
+            entropy: machine.noRNG ? nil : .standard,
             vsock: vsock
         )
-        configuration.profiling = try profiling(kernel: kernelPath!)
+        configuration.profiling = try profiling(kernel: kernelPath)
         configuration.consoleLogLimit = try session.consoleLogLimit()
         let vm: MicroVM
         if !noTemplate, !seccompSelftest, configuration.templateObstacle == nil {

@@ -4,6 +4,8 @@
  * CONFIG is the file microvm-oci appends to the initrd (/oci/config): records
  * "key=value", each ended by a NUL byte, in this order of meaning:
  *   share=TAG RO        mount the virtio-9p share TAG at /run/oci/TAG (RO: 0 or 1)
+ *   exports=TAG         the shares are exports of the one 9p device TAG, each mounted
+ *                       by its name (aname=), as in a VM restored from a template
  *   mount=TYPE          a mount inside ROOT, in order; the records after it fill it in:
  *   source=, target=, flags= (MS_* bits, decimal), data= (file system options)
  *   devices=1           make the standard device nodes in ROOT/dev
@@ -56,7 +58,7 @@ static gid_t groups[256];
 static int group_count;
 static struct { int resource; struct rlimit limit; } rlimits[64];
 static int rlimit_count;
-static const char *shares[64];
+static const char *shares[64], *exports;
 static int share_readonly[64], share_count;
 static const char *hostname, *cwd = "/";
 static uid_t uid;
@@ -99,6 +101,7 @@ static void parse(char *text, size_t length) {
         else if (!strcmp(record, "umask")) umask_value = strtoul(value, NULL, 10);
         else if (!strcmp(record, "hostname")) hostname = value;
         else if (!strcmp(record, "terminal")) terminal = !strcmp(value, "1");
+        else if (!strcmp(record, "exports")) exports = value;
         else if (!strcmp(record, "devices")) devices = !strcmp(value, "1");
         else if (!strcmp(record, "rlimit") && rlimit_count < 64) {
             char *end;
@@ -172,12 +175,14 @@ static void make_mount_point(const char *target, const char *source, int bind) {
 }
 
 static void mount_all(const char *root) {
-    char path[4096];
+    char path[4096], options[512];
     for (int index = 0; index < share_count; index++) {
         snprintf(path, sizeof path, "/run/oci/%s", shares[index]);
         make_directories(path);
         unsigned long flags = share_readonly[index] ? MS_RDONLY : 0;
-        if (mount(shares[index], path, "9p", flags, "trans=virtio,version=9p2000.L,msize=512000") < 0)
+        snprintf(options, sizeof options, "trans=virtio,version=9p2000.L,msize=512000%s%s", exports ? ",aname=" : "",
+                 exports ? shares[index] : "");
+        if (mount(exports ? exports : shares[index], path, "9p", flags, options) < 0)
             fail(126, "cannot mount the share %s: %s", shares[index], strerror(errno));
     }
     for (int index = 0; index < mount_count; index++) {

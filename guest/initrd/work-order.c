@@ -10,7 +10,8 @@
  *   clock SECONDS NANOSECONDS   the host's wall-clock time, set at once
  *   entropy HEX                 bytes mixed into (and credited to) the kernel's pool
  *   hostname HEX                the guest's host name
- *   file PATH-HEX CONTENT-HEX   a file to write (mode 0600), as microvm-oci's /oci/config
+ *   file PATH-HEX CONTENT-HEX   a file to write (mode 0600, its directory made if missing),
+ *                               as microvm-oci's /oci/config
  * What follows "script\n" goes to standard output: shell assignments the caller evals.
  * A malformed order ends it with status 2 and a line on standard error.
  */
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,6 +133,12 @@ int main(int argc, char **argv) {
             size_t pathLength = unhex(&word, &path);
             size_t contentLength = unhex(&word, &content);
             path[pathLength] = 0;
+            char *slash = strrchr(path, '/');
+            if (slash && slash != path) {
+                *slash = 0;
+                mkdir(path, 0700);
+                *slash = '/';
+            }
             int file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
             if (file < 0 || write(file, content, contentLength) != (ssize_t)contentLength) fail("cannot write a file of the order");
             close(file);

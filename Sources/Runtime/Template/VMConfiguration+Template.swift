@@ -5,27 +5,28 @@ extension VMConfiguration {
     /// Why this run boots rather than restoring a template; nil when a template serves it.
     public var templateObstacle: String? {
         if profiling != nil { return "a profile samples the boot" }
-        if commandStreams || !appendedInitrds.isEmpty { return "a container's streams and configuration are bound at boot" }
+        if !appendedInitrds.isEmpty { return "more initrds are given" }
         guard let initrd, InitrdListing.contains("usr/bin/work-order", in: initrd) else {
             return "the initrd has no usr/bin/work-order for a template's /init"
         }
         return nil
     }
 
-    /// The template's machine: the console, the work-order port, one 9p device for every
+    /// The template's machine: the command's streams or the console, the work-order port, one 9p device for every
     /// share, a disk slot for each disk, the network, vsock, virtio-rng; the command line
     /// says where the order comes. The network device's MAC address is derived from the
-    /// backend alone: every clone of a template has the same one (give --mac for another).
+    /// backend's kind alone: every clone of a template has the same one (give --mac for another).
     public var templateMachine: MachineSpec {
         var devices: [DeviceSpec] = []
+        if commandStreams { devices.append(.commandStreams) }
         if console == .virtio { devices.append(.console) }
-        let port = devices.count
+        let port = devices.reduce(0) { $0 + $1.slotCount }
         devices.append(.workOrder)
         devices.append(.exports(tag: Self.exportsTag))
         devices += disks.map { _ in .diskSlot }
         if let network {
             let offloads = if case .tap = network { true } else { false }
-            devices.append(.network(mac: mac ?? Self.derivedMAC(String(describing: network)), offloads: offloads))
+            devices.append(.network(mac: mac ?? Self.derivedMAC(offloads ? "tap" : "passt"), offloads: offloads))
         }
         if vsock != nil { devices.append(.vsock) }
         if let entropy { devices.append(.entropy(entropy)) }
