@@ -12,7 +12,7 @@ struct LinuxBootTests {
         let token = "token-\(UInt64.random(in: 0...UInt64.max))"
         let script = "echo \(token); echo cpus=$(nproc); ls -1 /sys/bus/acpi/devices; cat /proc/cmdline; head -n 1 /proc/consoles; "
             + "poweroff -f; echo still-running; exit 3"
-        let result = try MicroVMProcess.run(["run", "--cpus", "2", "--console", "virtio", "--kernel", kernel,
+        let result = try MicroVMProcess.run(["run", "--no-template", "--cpus", "2", "--console", "virtio", "--kernel", kernel,
                                              "--initrd", GuestImages.initrd, "--", "sh", "-c", script], timeout: 600)
         #expect(result.lines.contains("microvm-guest: init started"), "output: \(result.stdout.suffix(3000))")
         #expect(result.lines.contains(token))

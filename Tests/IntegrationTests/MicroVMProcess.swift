@@ -45,7 +45,7 @@ struct MicroVMProcess {
             process.interrupt()
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            throw TimedOut(output: collected.output)
+            throw TimedOut(output: collected.output, errors: collected.errors)
         }
         process.waitUntilExit()
         out.fileHandleForReading.readabilityHandler = nil
@@ -58,7 +58,8 @@ struct MicroVMProcess {
 
     struct TimedOut: Error, CustomStringConvertible {
         let output: String
-        var description: String { "microvm did not finish in time; output:\n\(output.suffix(3000))" }
+        let errors: String
+        var description: String { "microvm did not finish in time; output:\n\(output.suffix(3000))\nstandard error:\n\(errors.suffix(2000))" }
     }
 
     final class Collector: @unchecked Sendable {

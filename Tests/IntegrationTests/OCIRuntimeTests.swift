@@ -283,7 +283,7 @@ enum Podman {
         }
         let read = { (file: String) in (try? String(contentsOfFile: file, encoding: .utf8)) ?? "" }
         let child = try ChildProcess(path, arguments, stdout: out, stderr: err)
-        guard let ending = child.wait(timeout: timeout) else { throw MicroVMProcess.TimedOut(output: read(outPath) + read(errPath)) }
+        guard let ending = child.wait(timeout: timeout) else { throw MicroVMProcess.TimedOut(output: read(outPath), errors: read(errPath)) }
         return Result(status: ending.status, stdout: read(outPath), stderr: read(errPath))
     }
 

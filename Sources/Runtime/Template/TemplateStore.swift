@@ -2,7 +2,8 @@ import Devices
 import Glibc
 import Memory
 
-/// Templates in the cache (`$MICROVM_CACHE/templates`, ~/.cache/microvm/templates): one
+/// Templates in the cache (`$MICROVM_TEMPLATES`, or `$MICROVM_CACHE/templates`, or
+/// ~/.cache/microvm/templates): one
 /// directory each, named by its key (`key(for:)`), holding the snapshot of a machine booted
 /// until /init waits for a work order (`vm.snap`, `vm.snap.mem`) and a few lines on how it
 /// was made (`info`). A template is published by renaming a finished directory into place,
@@ -15,7 +16,11 @@ public struct TemplateStore: Sendable {
         self.directory = directory
     }
 
-    public static var standard: TemplateStore { TemplateStore(directory: DefaultGuest.cacheDirectory + "/templates") }
+    /// `$MICROVM_TEMPLATES`, or the cache's `templates`.
+    public static var standard: TemplateStore {
+        if let directory = getenv("MICROVM_TEMPLATES") { return TemplateStore(directory: String(cString: directory)) }
+        return TemplateStore(directory: DefaultGuest.cacheDirectory + "/templates")
+    }
 
     public struct Template: Sendable {
         public let key: String

@@ -6,6 +6,10 @@ extension VMConfiguration {
     public var templateObstacle: String? {
         if profiling != nil { return "a profile samples the boot" }
         if !appendedInitrds.isEmpty { return "more initrds are given" }
+        let words = commandLine.text.split(separator: " ")
+        if words.contains("--") || words.contains(where: { $0.hasPrefix("microvm.cmd=") }) {
+            return "the kernel command line carries the command"
+        }
         guard let initrd, InitrdListing.contains("usr/bin/work-order", in: initrd) else {
             return "the initrd has no usr/bin/work-order for a template's /init"
         }
@@ -44,6 +48,7 @@ extension VMConfiguration {
         var root: WorkOrder.Root?
         if rootOnFirstDisk, let disk = disks.first { root = .disk(readOnly: disk.readOnly) }
         if let share = shares.first(where: { $0.tag == Share.rootTag }) { root = .share(readOnly: share.readOnly) }
-        return WorkOrder(command: command ?? [], root: root, shares: shares.map(\.tag).filter { $0 != Share.rootTag }, network: network != nil)
+        return WorkOrder(command: command ?? [], root: root, shares: shares.map(\.tag).filter { $0 != Share.rootTag }, disks: disks.count,
+                         network: network != nil)
     }
 }

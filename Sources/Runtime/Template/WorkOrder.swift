@@ -22,6 +22,8 @@ public struct WorkOrder: Sendable, Equatable {
     public var root: Root?
     /// The exports mounted at /mnt/NAME.
     public var shares: [String]
+    /// Disks bound to the template's slots: /init waits until the guest sees their size.
+    public var disks: Int
     /// Configure eth0 by DHCP.
     public var network: Bool
     /// Files the guest writes before anything else (microvm-oci's /oci/config).
@@ -31,20 +33,22 @@ public struct WorkOrder: Sendable, Equatable {
     public static let maximumLength = 60 * 1024
 
     public init(command: [String] = [], environment: [String] = [], workingDirectory: String? = nil, hostname: String? = nil,
-                root: Root? = nil, shares: [String] = [], network: Bool = false, files: [(path: String, content: [UInt8])] = []) {
+                root: Root? = nil, shares: [String] = [], disks: Int = 0, network: Bool = false,
+                files: [(path: String, content: [UInt8])] = []) {
         self.command = command
         self.environment = environment
         self.workingDirectory = workingDirectory
         self.hostname = hostname
         self.root = root
         self.shares = shares
+        self.disks = disks
         self.network = network
         self.files = files
     }
 
     public static func == (left: WorkOrder, right: WorkOrder) -> Bool {
         left.command == right.command && left.environment == right.environment && left.workingDirectory == right.workingDirectory
-            && left.hostname == right.hostname && left.root == right.root && left.shares == right.shares && left.network == right.network
+            && left.hostname == right.hostname && left.root == right.root && left.shares == right.shares && left.disks == right.disks && left.network == right.network
             && left.files.map(\.path) == right.files.map(\.path) && left.files.map(\.content) == right.files.map(\.content)
     }
 
@@ -75,6 +79,7 @@ public struct WorkOrder: Sendable, Equatable {
         case .share(let readOnly): script += "root=9p:\(VMConfiguration.Share.rootTag)\n" + (readOnly ? "rootro=1\n" : "")
         }
         if !shares.isEmpty { script += "shares=\(Self.quoted(shares.joined(separator: ",")))\n" }
+        if disks > 0 { script += "disks=\(disks)\n" }
         if network { script += "net=dhcp\n" }
         if let workingDirectory { script += "workdir=\(Self.quoted(workingDirectory))\n" }
         script += "set --" + command.map { " " + Self.quoted($0) }.joined() + "\n"
