@@ -13,12 +13,14 @@ public struct ContainerRecord: Equatable, Sendable {
     /// RFC 3339, UTC.
     public var created: String
     public var started: Bool
+    /// `pause` paused the VM and no `resume` has run it again.
+    public var paused: Bool
     public var annotations: [(key: String, value: String)]
 
     public static let ociVersion = "1.0.2"
 
     public init(id: String, pid: Int32, startTime: UInt64, bundle: String, rootfs: String, created: String,
-                started: Bool = false, annotations: [(key: String, value: String)] = []) {
+                started: Bool = false, paused: Bool = false, annotations: [(key: String, value: String)] = []) {
         self.id = id
         self.pid = pid
         self.startTime = startTime
@@ -26,6 +28,7 @@ public struct ContainerRecord: Equatable, Sendable {
         self.rootfs = rootfs
         self.created = created
         self.started = started
+        self.paused = paused
         self.annotations = annotations
     }
 
@@ -34,19 +37,19 @@ public struct ContainerRecord: Equatable, Sendable {
     }
 
     public enum Status: String, Sendable {
-        case created, running, stopped
+        case created, running, paused, stopped
     }
 
     /// The container's status: stopped once the VM process is gone (or a zombie).
     public func status(alive: (Int32, UInt64) -> Bool = ProcessInfo.isAlive) -> Status {
         guard pid > 0, alive(pid, startTime) else { return .stopped }
-        return started ? .running : .created
+        return started ? (paused ? .paused : .running) : .created
     }
 
     public var json: JSONValue {
         .object([
             ("id", .string(id)), ("pid", .number(Double(pid))), ("start_time", .number(Double(startTime))),
-            ("bundle", .string(bundle)), ("rootfs", .string(rootfs)), ("created", .string(created)), ("started", .bool(started)),
+            ("bundle", .string(bundle)), ("rootfs", .string(rootfs)), ("created", .string(created)), ("started", .bool(started)), ("paused", .bool(paused)),
             ("annotations", .object(annotations.map { ($0.key, .string($0.value)) })),
         ])
     }
@@ -69,8 +72,14 @@ public struct ContainerRecord: Equatable, Sendable {
             guard case .string(let value) = member.value else { throw .failed("the annotation \(member.key.prefix(64)) is not a string") }
             annotations.append((member.key, value))
         }
+        // Absent in the records of earlier versions, which never paused.
+        var paused = false
+        if let member = json["paused"] {
+            guard case .bool(let value) = member else { throw .failed("paused is not true or false") }
+            paused = value
+        }
         self.init(id: id, pid: pid, startTime: startTime, bundle: bundle, rootfs: rootfs,
-                  created: created, started: started, annotations: annotations)
+                  created: created, started: started, paused: paused, annotations: annotations)
     }
 
     /// The OCI state (runtime spec, "State"), as `state` prints it; `pid` only while

@@ -83,7 +83,12 @@ public struct ContainerPaths: Sendable {
     /// The guest kernel's console.
     public var consoleLog: String { directory + "/console.log" }
 
-    var all: [String] { [state, state + ".new", startFIFO, configArchive, consoleLog] }
+    /// The directory of the VM's control socket, the one part of the container's
+    /// directory its jail shows.
+    public var controlDirectory: String { directory + "/control" }
+    /// The VM's control socket (pause, resume).
+    public var controlSocket: String { controlDirectory + "/api.sock" }
+    var all: [String] { [state, state + ".new", startFIFO, configArchive, consoleLog, controlSocket] }
 }
 
 /// A container's directory, open and locked while this value lives.
@@ -131,6 +136,7 @@ public final class ContainerDirectory {
     /// Removes the directory and everything in it (the lock goes with the descriptor).
     public func remove() {
         for path in paths.all { unlink(path) }
+        rmdir(paths.controlDirectory)
         rmdir(paths.directory)
     }
 }

@@ -1,3 +1,4 @@
+import Devices
 import Glibc
 import Synchronization
 
@@ -58,9 +59,7 @@ public final class BootEvents: Sendable {
     }
 
     public static func now() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+        Double(MonotonicClock.nanoseconds()) / 1e9
     }
 
     public var recorded: Times { times.withLock { $0 } }

@@ -30,7 +30,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
         case .commandStreamsNeedSerialConsole:
             return "the command's own streams use hvc0 and hvc1, so the console must be the serial port"
         case .disksDiffer(let machine, let session):
-            return "the machine has \(machine) disk\(machine == 1 ? "" : "s") and the run gives \(session), or in other modes"
+            return "the machine has room for \(machine) disk\(machine == 1 ? "" : "s") and the run gives \(session), or one read-only where the machine's is read-write (or the other way round)"
         case .missingShare(let tag):
             return "the machine has no share tagged \(tag), or the run gives no directory for it"
         }

@@ -106,13 +106,13 @@ extension MicroVM {
             return JSONObject([("ok", .bool(true)), ("state", .string("stopping"))])
         case .snapshot(let path):
             let wasPaused = paused
-            let start = Self.now()
+            let start = MonotonicClock.nanoseconds()
             do throws(SnapshotError) {
                 try pause()
                 defer { if !wasPaused { resume() } }
                 let bytes = try snapshot(to: path)
                 return JSONObject([("ok", .bool(true)), ("path", .string(path)), ("memory_path", .string(Self.memoryPath(for: path))),
-                                   ("state_bytes", .number(Double(bytes))), ("milliseconds", .number(Double((Self.now() - start) / 1_000_000)))])
+                                   ("state_bytes", .number(Double(bytes))), ("milliseconds", .number(Double((MonotonicClock.nanoseconds() - start) / 1_000_000)))])
             } catch {
                 return Self.failure(error.description)
             }
@@ -208,11 +208,5 @@ extension MicroVM {
             done += result
         }
         return bytes
-    }
-
-    private static func now() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 }

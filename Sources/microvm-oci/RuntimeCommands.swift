@@ -24,10 +24,12 @@ struct RuntimeCommands {
         case "state": try state()
         case "kill": try kill()
         case "delete": try delete()
+        case "pause": try pause(true)
+        case "resume": try pause(false)
         case "features": try features()
         case "vm": return VMProcess(arguments).run()
         case let other?:
-            throw .usage("microvm-oci has no command \(other); it runs create, start, state, kill, delete and features")
+            throw .usage("microvm-oci has no command \(other); it runs create, start, state, kill, delete, pause, resume and features")
         case nil:
             throw .usage(usage)
         }
@@ -202,7 +204,7 @@ struct RuntimeCommands {
         let directory = try store.open(id, exclusive: true)
         let record = try directory.read()
         let status = record.status()
-        if status == .running && !arguments.flags.contains("force") {
+        if (status == .running || status == .paused) && !arguments.flags.contains("force") {
             throw .wrongState(id: id, status: status.rawValue, command: "delete")
         }
         if status != .stopped {
@@ -215,6 +217,30 @@ struct RuntimeCommands {
             }
         }
         directory.remove()
+    }
+
+    /// Pauses (or resumes) the VM through its control socket: its vCPUs stop where they
+    /// are, the guest's clock is told, and nothing runs in it until `resume`.
+    private func pause(_ pausing: Bool) throws(OCIError) {
+        let id = try arguments.containerID()
+        let directory = try store.open(id, exclusive: true)
+        var record = try directory.read()
+        let status = record.status()
+        guard status == (pausing ? .running : .paused) else {
+            throw .wrongState(id: id, status: status.rawValue, command: pausing ? "pause" : "resume")
+        }
+        let answer: JSONObject
+        do {
+            answer = try ControlClient.send(pausing ? .pause : .resume, to: directory.paths.controlSocket)
+        } catch {
+            throw .failed("container \(id): the VM's control socket: \(error)")
+        }
+        guard answer["ok"] == .bool(true) else {
+            let reason = if case .string(let message)? = answer["error"] { message } else { answer.encoded }
+            throw .failed("container \(id): the VM did not \(pausing ? "pause" : "resume"): \(reason)")
+        }
+        record.paused = pausing
+        try directory.write(record)
     }
 
     private func features() throws(OCIError) {

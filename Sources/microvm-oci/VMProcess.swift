@@ -30,6 +30,11 @@ struct VMProcess {
             let paths = try StateStore(root: arguments.root).paths(of: id)
             var (_, plan) = try RuntimeCommands.plan(bundle: bundle, allowedImages: arguments.allowedImages)
             plan.configuration.consoleLog = paths.consoleLog
+            // `pause` and `resume` reach the VM here; the jail shows only this directory of the container's.
+            guard mkdir(paths.controlDirectory, 0o700) == 0 || errno == EEXIST else {
+                throw OCIError.failed("cannot make \(paths.controlDirectory): \(String(cString: strerror(errno)))")
+            }
+            plan.configuration.controlSocket = paths.controlSocket
             plan.configuration.consoleLogLimit = 512 << 10  // under /run, which is RAM: half a MiB a container
             // From the template of the container's machine, unless the spec asks for a boot
             // or the VM cannot start from one; then the configuration rides on the initrd.

@@ -11,6 +11,8 @@ let usage = """
       state ID                          print its OCI state as JSON
       kill [--all] ID [SIGNAL]          send a signal (default TERM); KILL stops the VM at once
       delete [--force] ID               remove a stopped container (--force kills it first)
+      pause ID                          pause the VM (its vCPUs stop; status paused)
+      resume ID                         let a paused VM run again
       features                          print what this runtime supports, as JSON
     """
 
