@@ -231,6 +231,7 @@ public final class MicroVM: @unchecked Sendable {
 
         if let restoring {
             cpus = try Self.restore(restoring.snapshot, vm: vm, devices: devices)
+            if configuration.acpi { try VMGenerationID.renew(memory: memory, interrupt: interruptLine(MemoryMap.generationIDInterrupt)) }
             if let status = restoring.snapshot.exitStatus { reported.set(status) }
             try startConsoleLog()
             events.built()
@@ -263,7 +264,10 @@ public final class MicroVM: @unchecked Sendable {
         try BootCPUState.writeTables(for: entry, into: memory)
         // Kept beside ACPI: a kernel built without ACPI still finds its CPUs here.
         try memory.write(MPTable.bytes(cpus: configuration.vcpuCount), at: MemoryMap.mpTable)
-        if let acpi { try memory.write(acpi.image, at: MemoryMap.acpiTables) }
+        if let acpi {
+            try memory.write(acpi.image, at: MemoryMap.acpiTables)
+            try VMGenerationID.write(into: memory)
+        }
         events.reached(\.kernel)
         let supported = try hypervisor.supportedCPUID()
         var cpus: [VirtualCPU] = []
@@ -296,7 +300,7 @@ public final class MicroVM: @unchecked Sendable {
         return ACPIPlatform(cpus: configuration.vcpuCount, localAPICAddress: UInt32(MemoryMap.lapic.rawValue),
                             ioAPICAddress: UInt32(MemoryMap.ioapic.rawValue),
                             serial: .init(port: UInt16(Serial16550.com1Port), irq: UInt8(Serial16550.com1IRQ)),
-                            virtioDevices: slots.acpiDevices, power: power)
+                            virtioDevices: slots.acpiDevices, power: power, generationID: VMGenerationID.acpiDevice)
     }
 
     /// Tags name shares on the kernel command line and in /mnt: one word each, unique, and
