@@ -1,5 +1,5 @@
 /// What the ACPI tables describe: the CPUs, the interrupt controllers, the legacy serial
-/// port, the virtio-mmio slots and the power registers. The runtime fills it from the
+/// port, the virtio-mmio slots, the power registers and the VM generation ID. The runtime fills it from the
 /// devices it built, so the tables never disagree with the buses.
 public struct ACPIPlatform: Sendable {
     /// COM1-style UART: its first I/O port and ISA interrupt.
@@ -41,6 +41,18 @@ public struct ACPIPlatform: Sendable {
         }
     }
 
+    /// Microsoft's Virtual Machine Generation ID: 16 bytes at `address` that change when the
+    /// VM is cloned (restored from a snapshot), and the interrupt of the Generic Event Device
+    /// that tells the guest they did, so that it reseeds its random number generator.
+    public struct GenerationID: Sendable {
+        public var address: UInt64
+        public var gsi: UInt32
+        public init(address: UInt64, gsi: UInt32) {
+            self.address = address
+            self.gsi = gsi
+        }
+    }
+
     /// The most CPUs the tables describe: xAPIC IDs are 8-bit, 255 is broadcast and the
     /// IOAPIC takes the ID after the last CPU.
     public static let maximumCPUs = 254
@@ -51,9 +63,10 @@ public struct ACPIPlatform: Sendable {
     public var serial: SerialPort?
     public var virtioDevices: [VirtioMMIODevice]
     public var power: PowerRegisters
+    public var generationID: GenerationID
 
     public init(cpus: Int, localAPICAddress: UInt32, ioAPICAddress: UInt32, serial: SerialPort?,
-                virtioDevices: [VirtioMMIODevice], power: PowerRegisters) {
+                virtioDevices: [VirtioMMIODevice], power: PowerRegisters, generationID: GenerationID) {
         precondition((1...Self.maximumCPUs).contains(cpus), "1 to \(Self.maximumCPUs) CPUs")
         self.cpus = cpus
         self.localAPICAddress = localAPICAddress
@@ -61,6 +74,7 @@ public struct ACPIPlatform: Sendable {
         self.serial = serial
         self.virtioDevices = virtioDevices
         self.power = power
+        self.generationID = generationID
     }
 
     /// APIC IDs are the CPU indices; the IOAPIC's follows them, as in the MP table.

@@ -129,8 +129,8 @@ public struct ACPITables: Sendable {
         return body
     }
 
-    /// Differentiated System Description Table: COM1 and each virtio-mmio slot under
-    /// `\_SB`, and the S5 sleep type.
+    /// Differentiated System Description Table: COM1, each virtio-mmio slot and the
+    /// generation ID's two devices under `\_SB`, and the S5 sleep type.
     static func dsdtBody(_ platform: ACPIPlatform) -> [UInt8] {
         var devices: [AMLTerm] = []
         if let serial = platform.serial {
@@ -153,8 +153,33 @@ public struct ACPITables: Sendable {
                 ])),
             ]))
         }
+        devices += Self.generationIDDevices(platform.generationID)
         let s5 = AML.Name("\\_S5", .package([.integer(UInt64(platform.power.softOffSleepType)), .integer(0), .integer(0), .integer(0)]))
         return AML.Scope("\\_SB", devices).aml + s5.aml
+    }
+
+    /// `VGEN`, which Linux's vmgenid driver binds by its `_CID` (Linux 6.1 matches
+    /// "VM_GEN_COUNTER" exactly; Microsoft's specification spells it "VM_Gen_Counter", and
+    /// ACPICA upper-cases IDs before drivers see them) and reads the ID's address from with
+    /// `ADDR`; and `GED`, whose one interrupt runs `_EVT`, which notifies `VGEN` that the ID
+    /// changed (0x80): the driver then reads the new one and reseeds the guest's RNG.
+    static func generationIDDevices(_ generationID: ACPIPlatform.GenerationID) -> [AMLTerm] {
+        let vgen = AML.Device("VGEN", [
+            // An ACPI ID of our own (four letters, four hex digits): Linux binds none by it.
+            AML.Name("_HID", .string("MCVM0001")),
+            AML.Name("_CID", .string("VM_GEN_COUNTER")),
+            AML.Name("_DDN", .string("VM_Gen_Counter")),
+            AML.Method("ADDR", [AML.Return(.package([.integer(generationID.address & 0xffff_ffff), .integer(generationID.address >> 32)]))]),
+        ])
+        let ged = AML.Device("GED", [
+            AML.Name("_HID", .string("ACPI0013")),
+            // Edge-triggered: the VMM pulses the line, and there is no status register to clear.
+            AML.Name("_CRS", .resources([.interrupt(gsi: generationID.gsi, edgeTriggered: true)])),
+            AML.Method("_EVT", arguments: 1, [
+                AML.If(AML.Equal(AML.Argument(0), AMLData.integer(UInt64(generationID.gsi))), [AML.Notify("\\_SB.VGEN", 0x80)]),
+            ]),
+        ])
+        return [vgen, ged]
     }
 
     static func aligned(_ address: UInt64) -> UInt64 { (address + 15) & ~15 }

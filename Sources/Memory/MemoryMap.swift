@@ -7,9 +7,14 @@ public enum MemoryMap {
     public static let bootStackPointer: GuestAddress = 0x8ff0
     public static let pageTables: GuestAddress = 0x9000
     public static let mpTable: GuestAddress = 0x9fc00
+    /// The VM generation ID's 16 bytes, which the DSDT's VMGenID device points at: in the
+    /// reserved area's VGA window (0xa0000–0xbffff), past the largest MP table (254 CPUs end
+    /// at 0xa10b4) and below 0xc0000, where Linux starts scanning for option ROMs.
+    public static let generationID: GuestAddress = 0xbf000
     /// The ACPI tables, RSDP first: the BIOS area a kernel without EFI scans for it.
     public static let acpiTables: GuestAddress = 0xe0000
-    /// From the MP table to the end of the BIOS area: reserved in the e820 map.
+    /// From the MP table to the end of the BIOS area: reserved in the e820 map. It holds the
+    /// MP table, the generation ID and the ACPI tables.
     public static let reservedLow: ClosedRange<UInt64> = 0x9fc00...0xfffff
     public static let commandLine: GuestAddress = 0x20000
     public static let commandLineMaxSize = 2048
@@ -22,6 +27,9 @@ public enum MemoryMap {
     /// One interrupt per virtio-mmio slot, in slot order: the ISA lines no legacy device
     /// of ours or of a PC uses (not the timer, keyboard, cascade, COM ports, RTC or FPU).
     public static let virtioIRQs: [UInt32] = [5, 6, 7, 9, 10, 11, 12, 14, 15]
+    /// The Generic Event Device's interrupt, which tells an ACPI guest that its generation
+    /// ID changed: every ISA line is taken, so the first IOAPIC-only pin.
+    public static let generationIDInterrupt: UInt32 = 16
     /// The exit-status register (docs/exit-status.md): the guest's /init writes its
     /// command's status here, 32 bits, before it reboots.
     public static let exitStatusRegister: GuestAddress = 0xd100_0000

@@ -177,6 +177,7 @@ public final class MicroVM: @unchecked Sendable {
 
         if let restoring {
             cpus = try Self.restore(restoring.snapshot, vm: vm, devices: devices)
+            if machine.acpi { try VMGenerationID.renew(memory: memory, interrupt: interruptLine(MemoryMap.generationIDInterrupt)) }
             if let status = restoring.snapshot.exitStatus { reported.set(status) }
             for bind in builder.bindings { try bind() }
             try startConsoleLog()
@@ -193,7 +194,10 @@ public final class MicroVM: @unchecked Sendable {
         try BootCPUState.writeTables(for: entry, into: memory)
         // Kept beside ACPI: a kernel built without ACPI still finds its CPUs here.
         try memory.write(MPTable.bytes(cpus: machine.vcpuCount), at: MemoryMap.mpTable)
-        if let acpi { try memory.write(acpi.image, at: MemoryMap.acpiTables) }
+        if let acpi {
+            try memory.write(acpi.image, at: MemoryMap.acpiTables)
+            try VMGenerationID.write(into: memory)
+        }
         events.reached(\.kernel)
         let supported = try hypervisor.supportedCPUID()
         var cpus: [VirtualCPU] = []
@@ -226,7 +230,7 @@ public final class MicroVM: @unchecked Sendable {
         return ACPIPlatform(cpus: machine.vcpuCount, localAPICAddress: UInt32(MemoryMap.lapic.rawValue),
                             ioAPICAddress: UInt32(MemoryMap.ioapic.rawValue),
                             serial: .init(port: UInt16(Serial16550.com1Port), irq: UInt8(Serial16550.com1IRQ)),
-                            virtioDevices: slots.acpiDevices, power: power)
+                            virtioDevices: slots.acpiDevices, power: power, generationID: VMGenerationID.acpiDevice)
     }
 
     /// Runs the guest until it resets, crashes, the user quits or a signal arrives.

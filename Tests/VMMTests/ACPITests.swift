@@ -11,7 +11,8 @@ import Testing
         ACPIPlatform(cpus: cpus, localAPICAddress: 0xfee0_0000, ioAPICAddress: 0xfec0_0000,
                      serial: .init(port: 0x3f8, irq: 4),
                      virtioDevices: (0..<virtio).map { .init(address: 0xd000_0000 + UInt64($0) * 0x1000, size: 0x1000, gsi: MemoryMap.virtioIRQs[$0]) },
-                     power: .init(sleepControl: 0x600, sleepStatus: 0x601, reset: 0x602, resetValue: 1, softOffSleepType: 5))
+                     power: .init(sleepControl: 0x600, sleepStatus: 0x601, reset: 0x602, resetValue: 1, softOffSleepType: 5),
+                     generationID: .init(address: 0xbf000, gsi: 16))
     }
 
     func sum(_ bytes: [UInt8]) -> UInt8 { bytes.reduce(0, &+) }
@@ -47,6 +48,40 @@ import Testing
         #expect(name == [0x08] + Array("_UID".utf8) + [0x01])
         #expect(AML.Device("COM1", [AML.Name("_UID", .integer(1))]).aml == [0x5b, 0x82, 0x0b] + Array("COM1".utf8) + name)
         #expect(AML.Scope("\\_SB", []).aml == [0x10, 0x06, 0x5c] + Array("_SB_".utf8))
+    }
+
+    @Test func eventStatementsEncodeAsASLDoes() {
+        // If (Arg0 == 0x10) { Notify (\_SB.VGEN, 0x80) }, as `iasl -oa` compiles it.
+        #expect(AML.If(AML.Equal(AML.Argument(0), AMLData.integer(16)), [AML.Notify("\\_SB.VGEN", 0x80)]).aml
+            == [0xa0, 0x12, 0x93, 0x68, 0x0a, 0x10, 0x86, 0x5c, 0x2e] + Array("_SB_VGEN".utf8) + [0x0a, 0x80])
+        #expect(AML.Argument(6).aml == [0x6e])
+    }
+
+    /// The VMGenID device and the GED, byte for byte as `iasl -oa` compiles them from:
+    ///
+    ///     Device (VGEN) {
+    ///         Name (_HID, "MCVM0001")
+    ///         Name (_CID, "VM_GEN_COUNTER")
+    ///         Name (_DDN, "VM_Gen_Counter")
+    ///         Method (ADDR, 0, NotSerialized) { Return (Package (0x02) { 0x000BF000, Zero }) }
+    ///     }
+    ///     Device (GED) {
+    ///         Name (_HID, "ACPI0013")
+    ///         Name (_CRS, ResourceTemplate () { Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, ) { 16 } })
+    ///         Method (_EVT, 1, NotSerialized) { If (LEqual (Arg0, 16)) { Notify (\_SB.VGEN, 0x80) } }
+    ///     }
+    @Test func generationIDDevicesAreWhatIASLCompiles() {
+        let compiled = "5b8240055647454e085f4849440d4d43564d3030303100085f4349440d564d5f47454e5f434f554e54455200085f44444e0d564d5f4765"
+            + "6e5f436f756e7465720014104144445200a41208020c00f00b00005b8243044745445f085f4849440d414350493030313300085f4352"
+            + "53110e0a0b890600030110000000790014195f45565401a01293680a10865c2e5f53425f5647454e0a80"
+        let aml = ACPITables.generationIDDevices(.init(address: 0xbf000, gsi: 16)).flatMap(\.aml)
+        #expect(aml.map { String(format: "%02x", $0) }.joined() == compiled)
+        // Above 4 GiB, ADDR's second element is the high dword.
+        let high = ACPITables.generationIDDevices(.init(address: 0x2_0000_1000, gsi: 16)).flatMap(\.aml)
+        let package: [UInt8] = [0x12, 0x07, 0x02, 0x0b, 0x00, 0x10, 0x0a, 0x02]
+        #expect((0...(high.count - package.count)).contains { Array(high[$0..<($0 + package.count)]) == package })
+        let dsdt = ACPITables.dsdtBody(Self.platform(cpus: 1, virtio: 0))
+        #expect((0...(dsdt.count - aml.count)).contains { Array(dsdt[$0..<($0 + aml.count)]) == aml })
     }
 
     @Test(arguments: [0, 1, 62, 63, 64, 4094, 4095, 4096, 1_048_570, 1_048_576])
@@ -143,6 +178,15 @@ import Testing
                 """))
         }
         #expect(dsdt.contains("Name (\\_S5, Package (0x04) // _S5_: S5 System State { 0x05, Zero, Zero, Zero })"))
+        #expect(dsdt.contains("""
+            Device (VGEN) { Name (_HID, "MCVM0001") // _HID: Hardware ID Name (_CID, "VM_GEN_COUNTER") // _CID: Compatible ID \
+            Name (_DDN, "VM_Gen_Counter") // _DDN: DOS Device Name Method (ADDR, 0, NotSerialized) { Return (Package (0x02) { 0x000BF000, Zero }) } }
+            """))
+        #expect(dsdt.contains("""
+            Device (GED) { Name (_HID, "ACPI0013" /* Generic Event Device */) // _HID: Hardware ID \
+            Name (_CRS, ResourceTemplate () // _CRS: Current Resource Settings { Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, ) { 0x00000010, } }) \
+            Method (_EVT, 1, NotSerialized) // _EVT: Event { If ((Arg0 == 0x10)) { Notify (\\_SB.VGEN, 0x80) // Status Change } } }
+            """))
     }
 
     @Test func powerRegistersActOnS5AndTheResetValueOnly() {
