@@ -35,6 +35,9 @@ public struct ContainerPlan: Sendable {
     static let shareTagPrefix = "oci"
     /// Where oci-init mounts each bind mount's share, inside the guest.
     static let shareMountDirectory = "/run/oci"
+    /// Where the guest's /init mounts the 9p device of a VM restored from a template, whose
+    /// exports are the shares (guest/initrd/init).
+    static let exportsDirectory = "/run/exports"
 
     /// `guest` is the default kernel and initrd, used unless annotations name others, which
     /// must lie in one of `allowedImages` (directories the administrator named; none by
@@ -160,7 +163,7 @@ public struct ContainerPlan: Sendable {
     }
 
     /// /oci/config: the records, each `key=value` and a NUL byte. With `exports`, the
-    /// shares are exports of that one 9p device (a VM restored from a template).
+    /// shares are directories there (a VM restored from a template).
     public func configFile(exports: String?) -> [UInt8] {
         var text: [UInt8] = []
         for (key, value) in records + (exports.map { [("exports", $0)] } ?? []) {
@@ -173,7 +176,7 @@ public struct ContainerPlan: Sendable {
     /// network when the container has one; oci-init does the rest.
     public var workOrder: WorkOrder {
         var order = configuration.workOrder
-        order.files = [("/oci/config", configFile(exports: VMConfiguration.exportsTag))]
+        order.files = [("/oci/config", configFile(exports: Self.exportsDirectory))]
         return order
     }
 

@@ -8,46 +8,16 @@ import Memory
 /// Pausing, snapshots and restoring (docs/snapshots.md). Everything here runs on the
 /// event loop's thread, which is the only one that answers the control socket.
 extension MicroVM {
-    /// What a restored VM binds on this host: the disks and shares behind the saved devices
-    /// (a snapshot names no host path), its console and its control socket.
-    public struct RestoreOptions: Sendable {
-        /// In the order the snapshot's VM had them: the Nth is /dev/vd(a+N).
-        public var disks: [VMConfiguration.Disk]
-        /// Matched to the saved shares by tag.
-        public var shares: [VMConfiguration.Share]
-        public var consoleSocket: String?
-        public var consoleOutput: Int32
-        public var consoleLog: String?
-        public var consoleLogLimit: UInt64
-        public var consoleInput: Bool
-        public var seccomp: Bool
-        public var controlSocket: String?
-
-        public init(disks: [VMConfiguration.Disk] = [], shares: [VMConfiguration.Share] = [], consoleSocket: String? = nil,
-                    consoleOutput: Int32 = STDOUT_FILENO, consoleLog: String? = nil,
-                    consoleLogLimit: UInt64 = VMConfiguration.defaultConsoleLogLimit, consoleInput: Bool = true,
-                    seccomp: Bool = false, controlSocket: String? = nil) {
-            self.disks = disks
-            self.shares = shares
-            self.consoleSocket = consoleSocket
-            self.consoleOutput = consoleOutput
-            self.consoleLog = consoleLog
-            self.consoleLogLimit = consoleLogLimit
-            self.consoleInput = consoleInput
-            self.seccomp = seccomp
-            self.controlSocket = controlSocket
-        }
-    }
-
     /// Builds a VM from the snapshot at `path` (and its memory file `path.mem`), ready to
     /// `run()` from where it was saved. Refuses a damaged snapshot, disks and shares that do
     /// not match the saved ones or changed since, and (once KVM is open, in `init`) a
     /// snapshot from another host's CPU.
-    public static func restore(from path: String, options: RestoreOptions, profile: HostProfile = .current,
+    public static func restore(from path: String, session: Session, profile: HostProfile = .current,
                                events: BootEvents = BootEvents()) throws -> MicroVM {
         let snapshot = try VMSnapshot(SnapshotFile.decode(try readStateFile(path)))
-        let (disks, shares) = try snapshot.session(disks: options.disks, shares: options.shares)
-        for (saved, disk) in zip(snapshot.disks, disks) {
+        var session = session
+        (session.disks, session.shares) = try snapshot.session(disks: session.disks, shares: session.shares)
+        for (saved, disk) in zip(snapshot.disks, session.disks) {
             var status = stat()
             guard stat(disk.path, &status) == 0 else { throw SnapshotError.diskChanged(path: disk.path, reason: "it cannot be found") }
             guard UInt64(clamping: status.st_size) == saved.size else {
@@ -58,9 +28,6 @@ extension MicroVM {
             }
         }
         let memory = try MemoryFile(path: memoryPath(for: path), size: snapshot.machine.memorySize)
-        let session = Session(consoleSocket: options.consoleSocket, consoleOutput: options.consoleOutput, consoleLog: options.consoleLog,
-                              consoleLogLimit: options.consoleLogLimit, consoleInput: options.consoleInput, disks: disks, shares: shares,
-                              seccomp: options.seccomp, controlSocket: options.controlSocket)
         return try MicroVM(machine: snapshot.machine, session: session, profile: profile, events: events, restoring: (snapshot, memory, path))
     }
 

@@ -33,14 +33,13 @@ struct RestoreCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let events = BootEvents(marker: nil, onFirstOutput: nil)
         do {
-            let options = MicroVM.RestoreOptions(disks: disk.map(RunCommand.parseDisk),
-                                                 shares: try share.map { try RunCommand.parseShare($0, allowingRootTag: true) },
-                                                 consoleSocket: session.consoleSocket, consoleLog: session.consoleLog,
-                                                 consoleLogLimit: try session.consoleLogLimit(),
-                                                 seccomp: !session.noSeccomp, controlSocket: session.apiSocket)
+            let bound = Session(consoleSocket: session.consoleSocket, consoleLog: session.consoleLog,
+                                consoleLogLimit: try session.consoleLogLimit(), disks: disk.map(RunCommand.parseDisk),
+                                shares: try share.map { try RunCommand.parseShare($0, allowingRootTag: true) },
+                                seccomp: !session.noSeccomp, controlSocket: session.apiSocket)
             // Before the restore: a share's open files are opened again while the VM is built.
             RunCommand.raiseOpenFileLimit()
-            let vm = try MicroVM.restore(from: snapshot, options: options, events: events)
+            let vm = try MicroVM.restore(from: snapshot, session: bound, events: events)
             if session.jail { try vm.enterJail() }
             session.announceConsole()
             let exit = vm.run()

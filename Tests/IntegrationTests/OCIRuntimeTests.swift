@@ -24,7 +24,7 @@ struct OCIRuntimeTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: Podman.runtimeRoot).allSatisfy { !Podman.containerID(name).contains($0) })
     }
 
-    @Test func detachedContainerRunsUntilStoppedAndItsStateIsValid() throws {
+    @Test func detachedContainerRunsPausesAndStopsAndItsStateIsValid() throws {
         let name = "microvm-oci-detached-\(getpid())"
         let started = try Podman.run(["run", "-d", "--name", name] + Podman.limits + [Podman.image(), "sh", "-c", "echo started; exec sleep 1000"])
         #expect(started.status == 0, "stderr: \(started.stderr)")
@@ -41,6 +41,16 @@ struct OCIRuntimeTests {
         let deadline = Date().addingTimeInterval(600)
         while Date() < deadline, try !Podman.run(["logs", id]).stdout.contains("started") { sleep(2) }
         #expect(try Podman.run(["logs", id]).stdout.contains("started"))
+
+        // Paused through the VMM (its vCPUs stop), reported as paused, and running again after unpause.
+        let paused = try Podman.run(["pause", id])
+        #expect(paused.status == 0, "\(paused.stderr)")
+        #expect(try Podman.run(["inspect", id, "--format", "{{.State.Status}}"]).stdout.hasPrefix("paused"))
+        #expect(try Podman.runtime(["state", id]).stdout.contains("\"status\":\"paused\""))
+        #expect(try Podman.runtime(["pause", id]).stderr.contains("cannot pause container \(id): it is paused"))
+        let unpaused = try Podman.run(["unpause", id])
+        #expect(unpaused.status == 0, "\(unpaused.stderr)")
+        #expect(try Podman.run(["inspect", id, "--format", "{{.State.Status}}"]).stdout.hasPrefix("running"))
 
         // SIGTERM reaches the guest's process, which dies of it well before the timeout.
         let stopping = Date()
@@ -101,7 +111,8 @@ struct OCIRuntimeInputTests {
         try "{\"ociVersion\": \"1.0.2\",".write(to: bundle.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
         try expectError(create, "config.json: malformed JSON")
         func config(version: String = "1.0.2", root: String = "rootfs") -> String {
-            #"{"ociVersion": "\#(version)", "process": {"args": ["true"], "cwd": "/"}, "root": {"path": "\#(root)"}, "linux": {"namespaces": [{"type": "network"}]}}"#
+            // Booted, not restored: `create` then builds the VM without making a template first.
+            #"{"ociVersion": "\#(version)", "process": {"args": ["true"], "cwd": "/"}, "root": {"path": "\#(root)"}, "linux": {"namespaces": [{"type": "network"}]}, "annotations": {"org.microvm.template": "false"}}"#
         }
         try config(version: "2.0.0").write(to: bundle.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
         try expectError(create, "ociVersion 2.0.0 is not supported")

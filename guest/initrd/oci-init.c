@@ -4,8 +4,8 @@
  * CONFIG is the file microvm-oci appends to the initrd (/oci/config): records
  * "key=value", each ended by a NUL byte, in this order of meaning:
  *   share=TAG RO        mount the virtio-9p share TAG at /run/oci/TAG (RO: 0 or 1)
- *   exports=TAG         the shares are exports of the one 9p device TAG, each mounted
- *                       by its name (aname=), as in a VM restored from a template
+ *   exports=DIR         the shares are directories of DIR (where /init mounted the one
+ *                       9p device of a VM restored from a template), bound into place
  *   mount=TYPE          a mount inside ROOT, in order; the records after it fill it in:
  *   source=, target=, flags= (MS_* bits, decimal), data= (file system options)
  *   devices=1           make the standard device nodes in ROOT/dev
@@ -175,14 +175,20 @@ static void make_mount_point(const char *target, const char *source, int bind) {
 }
 
 static void mount_all(const char *root) {
-    char path[4096], options[512];
+    char path[4096], options[4096];
     for (int index = 0; index < share_count; index++) {
         snprintf(path, sizeof path, "/run/oci/%s", shares[index]);
         make_directories(path);
         unsigned long flags = share_readonly[index] ? MS_RDONLY : 0;
-        snprintf(options, sizeof options, "trans=virtio,version=9p2000.L,msize=512000%s%s", exports ? ",aname=" : "",
-                 exports ? shares[index] : "");
-        if (mount(exports ? exports : shares[index], path, "9p", flags, options) < 0)
+        int result;
+        if (exports) {
+            snprintf(options, sizeof options, "%s/%s", exports, shares[index]);
+            result = mount(options, path, NULL, MS_BIND, NULL);
+            if (result == 0 && flags) result = mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
+        } else {
+            result = mount(shares[index], path, "9p", flags, "trans=virtio,version=9p2000.L,msize=512000");
+        }
+        if (result < 0)
             fail(126, "cannot mount the share %s: %s", shares[index], strerror(errno));
     }
     for (int index = 0; index < mount_count; index++) {

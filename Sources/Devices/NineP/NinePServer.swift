@@ -37,6 +37,11 @@ public final class NinePServer {
     }
 
     private var exports: Exports
+    /// On a share of exports, what an attach with an empty aname reaches: a read-only
+    /// directory whose entries are the exports, each leading into its directory, so that a
+    /// client that can mount a device only once (Linux) reaches every export through one
+    /// mount. Backed by an empty directory, which answers everything but walks and reads.
+    private let top: SharedDirectory?
     /// The negotiated msize: no request or answer is larger.
     public private(set) var messageSize = minimumMessageSize
     private var fids: [UInt32: Fid] = [:]
@@ -49,12 +54,15 @@ public final class NinePServer {
     /// Serves `directory` to every attach, whatever its aname.
     public init(directory: SharedDirectory) {
         exports = .one(directory)
+        top = nil
     }
 
-    /// Serves the export each attach's aname names (`bind(exports:)`).
-    public init(exports: [String: SharedDirectory]) throws(NinePExportError) {
+    /// Serves the export each attach's aname names (`bind(exports:)`) and, given `top` (an
+    /// empty directory, served read-only), all of them under an attach with an empty aname.
+    public init(exports: [String: SharedDirectory], top: SharedDirectory? = nil) throws(NinePExportError) {
         try Self.check(exports)
         self.exports = .named(exports)
+        self.top = top
     }
 
     /// Replaces the exports later attaches choose from. A fid stays on the directory it was
@@ -157,6 +165,9 @@ public final class NinePServer {
         case .readdir(let fid, let offset, let count):
             let file = try self.fid(fid)
             guard file.file >= 0 else { throw .badFid }
+            if atTop(file.export, file.path) {
+                return .readdir(data: topEntries(offset: offset, count: min(Int(count), messageSize - NinePResponse.readHeaderSize)))
+            }
             return .readdir(data: try readDirectory(file.file, offset: offset,
                                                     count: min(Int(count), messageSize - NinePResponse.readHeaderSize),
                                                     only: file.path.isRoot ? file.directory.visibleEntries : nil))
@@ -281,9 +292,15 @@ public final class NinePServer {
         case .one(let directory):
             return NinePExport(name: "", directory: directory)
         case .named(let table):
+            if name.isEmpty, let top { return NinePExport(name: "", directory: top) }
             guard let directory = table[name] else { throw NinePError(ENOENT) }
             return NinePExport(name: name, directory: directory)
         }
+    }
+
+    /// Whether `fid` stands at the top of a share of exports, where names are exports.
+    private func atTop(_ export: NinePExport, _ path: SharePath) -> Bool {
+        top != nil && hasExports && export.name.isEmpty && path.isRoot
     }
 
     private func checkUnused(_ fid: UInt32) throws(NinePError) {
@@ -312,8 +329,18 @@ public final class NinePServer {
         let source = try self.fid(fid)
         if newFid != fid { try checkUnused(newFid) } else if source.file >= 0 { throw .badFid }
         var path = source.path
+        var export = source.export
         var qids: [NineP.Qid] = []
         for name in names {
+            if atTop(export, path), name != ".", name != "..", case .named(let table) = exports {
+                guard let directory = table[name], case .success(let status) = directory.status(.root) else {
+                    if qids.isEmpty { throw NinePError(ENOENT) }
+                    return .walk(qids)
+                }
+                export = NinePExport(name: name, directory: directory)
+                qids.append(Self.qid(status))
+                continue
+            }
             if name == ".." {
                 // The share's root is its own parent.
                 path = path.parent
@@ -322,14 +349,14 @@ public final class NinePServer {
                 path = path.appending(name)
                 guard path.length <= SharedDirectory.maximumPathLength else { throw NinePError(errno: NineP.Errno.nameTooLong) }
             }
-            switch source.directory.status(path) {
+            switch export.directory.status(path) {
             case .success(let status): qids.append(Self.qid(status))
             case .failure(let error):
                 if qids.isEmpty { throw error }
                 return .walk(qids)
             }
         }
-        fids[newFid] = Fid(path: path, export: source.export)
+        fids[newFid] = Fid(path: path, export: export)
         return .walk(qids)
     }
 
@@ -514,6 +541,20 @@ public final class NinePServer {
                 guard data.count + entry.encodedSize <= count else { return data }
                 entry.encode(into: &data)
             }
+        }
+        return data
+    }
+
+    /// The top's entries: the exports by name, from the `offset`th (each entry's offset is
+    /// the next one's index), as many as fit in `count` bytes.
+    private func topEntries(offset: UInt64, count: Int) -> [UInt8] {
+        guard case .named(let table) = exports else { return [] }
+        var data: [UInt8] = []
+        for (index, (name, directory)) in table.sorted(by: { $0.key < $1.key }).enumerated() where UInt64(index) >= offset {
+            guard case .success(let status) = directory.status(.root) else { continue }
+            let entry = NineP.DirectoryEntry(qid: Self.qid(status), offset: UInt64(index + 1), type: UInt8(DT_DIR), name: name)
+            guard data.count + entry.encodedSize <= count else { break }
+            entry.encode(into: &data)
         }
         return data
     }
@@ -703,6 +744,7 @@ extension NinePServer {
             return NinePExport(name: "", directory: directory)
         case .named(let table):
             let name = try reader.string("9p export name", limit: NinePExport.maximumNameLength)
+            if name.isEmpty, let top { return NinePExport(name: "", directory: top) }
             guard NinePExport.isName(name) else { throw .invalid(what: "9p export name") }
             guard let directory = table[name] else { throw .missing(what: "9p export \(name.debugDescription)") }
             return NinePExport(name: name, directory: directory)

@@ -67,6 +67,19 @@ public final class SharedDirectory: @unchecked Sendable {
 
     deinit { close(root) }
 
+    /// An empty directory served read-only, made and removed at once (only the open
+    /// descriptor keeps it): the top of a share of exports.
+    public static func empty() throws(SharedDirectory.Error) -> SharedDirectory {
+        let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array("\(base)/microvm-exports-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ $0.baseAddress.flatMap(mkdtemp) }) else {
+            throw .cannotOpen(path: base, reason: "cannot make a directory in it: \(String(cString: strerror(errno)))")
+        }
+        let path = String(cString: made)
+        defer { rmdir(path) }
+        return try SharedDirectory(path: path, readOnly: true)
+    }
+
     /// Whether `name` may be one step of a path: not empty, no slash, no NUL, not `.` or `..`.
     static func isName(_ name: String) -> Bool {
         !name.isEmpty && name != "." && name != ".." && !name.utf8.contains(0x2f) && !name.utf8.contains(0)

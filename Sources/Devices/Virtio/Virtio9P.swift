@@ -39,12 +39,14 @@ public final class Virtio9P: VirtioDevice, Sendable {
         state = Mutex(State(server: NinePServer(directory: directory)))
     }
 
-    /// Serves exports by name: a mount reaches the one its aname names, exactly; an empty
-    /// or unknown aname is refused (ENOENT). `exports` may be bound later (`bind(exports:)`).
-    public init(tag: String, exports: [String: SharedDirectory] = [:]) throws(NinePExportError) {
+    /// Serves exports by name: a mount reaches the one its aname names, exactly; an unknown
+    /// aname is refused (ENOENT), and so is an empty one unless `top` is given (an empty
+    /// directory): then a mount with no aname reaches every export as a directory of that
+    /// name (Linux mounts a virtio-9p device once). `exports` may be bound later (`bind(exports:)`).
+    public init(tag: String, exports: [String: SharedDirectory] = [:], top: SharedDirectory? = nil) throws(NinePExportError) {
         precondition((1...Self.maximumTagLength).contains(tag.utf8.count), "the caller checks the tag's length")
         self.tag = tag
-        state = Mutex(State(server: try NinePServer(exports: exports)))
+        state = Mutex(State(server: try NinePServer(exports: exports, top: top)))
     }
 
     /// Replaces the exports of a share made with `init(tag:exports:)`, from any thread: what

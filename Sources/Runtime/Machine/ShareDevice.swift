@@ -9,10 +9,12 @@ extension MachineBuilder {
         needs.insert(.sharing)
     }
 
-    /// One 9p device serving every share of the session by its tag. Bound at the build,
-    /// before a restore puts back any fid (each goes back to its export by name).
+    /// One 9p device serving every share of the session by its tag, each through an attach
+    /// of that name or under the top an attach with no name reaches (the guest mounts it
+    /// once and binds each share from there). Bound at the build, before a restore puts
+    /// back any fid (each goes back to its export by name).
     func attachExports(tag: String) throws {
-        try slots.add(try Virtio9P(tag: tag, exports: resources.shares))
+        try slots.add(try Virtio9P(tag: tag, exports: resources.shares, top: try SharedDirectory.empty()))
         if !resources.shares.isEmpty { needs.insert(.sharing) }
     }
 }

@@ -132,11 +132,7 @@ extension MicroVM {
     }
 
     private static func restoreTemplate(_ template: TemplateStore.Template, session: Session, profile: HostProfile, events: BootEvents) throws -> MicroVM {
-        let options = RestoreOptions(disks: session.disks, shares: session.shares, consoleSocket: session.consoleSocket,
-                                     consoleOutput: session.consoleOutput, consoleLog: session.consoleLog,
-                                     consoleLogLimit: session.consoleLogLimit, consoleInput: session.consoleInput,
-                                     seccomp: session.seccomp, controlSocket: session.controlSocket)
-        return try MicroVM.restore(from: template.snapshot, options: options, profile: profile, events: events)
+        return try MicroVM.restore(from: template.snapshot, session: session, profile: profile, events: events)
     }
 }
 
