@@ -44,6 +44,15 @@ struct RunCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Boot the kernel instead of restoring a template of this machine (a snapshot of it booted once, kept in the cache; see `microvm template`)."))
     var noTemplate = false
 
+    @Option(help: ArgumentHelp("An environment variable for the command, from a template's work order. Repeatable.", valueName: "name=value"))
+    var env: [String] = []
+
+    @Option(help: ArgumentHelp("The command's working directory, from a template's work order.", valueName: "dir"))
+    var workdir: String?
+
+    @Option(help: ArgumentHelp("The guest's host name, from a template's work order.", valueName: "name"))
+    var hostname: String?
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("After --: the command the guest runs, its arguments passed through unchanged; microvm exits with its status.", valueName: "command"))
     var command: [String] = []
 
@@ -121,9 +130,17 @@ struct RunCommand: ParsableCommand {
         configuration.consoleLogLimit = try session.consoleLogLimit()
         let vm: MicroVM
         if !noTemplate, !seccompSelftest, configuration.templateObstacle == nil {
-            vm = try MicroVM.fromTemplate(configuration.templateMachine, session: configuration.session, order: configuration.workOrder,
+            var order = configuration.workOrder
+            order.environment = env
+            order.workingDirectory = workdir
+            order.hostname = hostname
+            vm = try MicroVM.fromTemplate(configuration.templateMachine, session: configuration.session, order: order,
                                           events: events) { line in if !session.quiet { report(line) } }
         } else {
+            if !env.isEmpty || workdir != nil || hostname != nil {
+                let reason = noTemplate ? "--no-template" : configuration.templateObstacle ?? "the seccomp self-test"
+                throw BadArgument(description: "--env, --workdir and --hostname reach the guest in a template's work order, and this run boots (\(reason))")
+            }
             vm = try MicroVM(configuration, events: events)
         }
         // Opened before the jail, which hides their directory.

@@ -26,7 +26,9 @@ struct OCIRuntimeTests {
 
     @Test func detachedContainerRunsPausesAndStopsAndItsStateIsValid() throws {
         let name = "microvm-oci-detached-\(getpid())"
-        let started = try Podman.run(["run", "-d", "--name", name] + Podman.limits + [Podman.image(), "sh", "-c", "echo started; exec sleep 1000"])
+        // Generous: `create` restores the template of the container's machine, which the suite's first container makes.
+        let started = try Podman.run(["run", "-d", "--name", name] + Podman.limits + [Podman.image(), "sh", "-c", "echo started; exec sleep 1000"],
+                                     timeout: 900)
         #expect(started.status == 0, "stderr: \(started.stderr)")
         let id = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         defer { _ = try? Podman.run(["rm", "-f", id]) }

@@ -10,14 +10,17 @@ import Testing
 /// own checks build one in a directory of their own.
 @Suite(.enabled(if: KVMHost.isAvailable && GuestImages.haveRootfs, GuestImages.missingRootfs))
 struct TemplateTests {
-    @Test func theWorkOrderCarriesTheCommandTheClockAndFreshRandomness() throws {
-        let script = #"printf '[%s]' "$@"; echo; date +%s; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n'; echo; exit 7"#
-        let arguments = ["run", "--quiet", "--", "sh", "-c", script, "zero", "two words", "it's", "$HOME", ""]
+    @Test func theWorkOrderCarriesTheCommandItsEnvironmentTheClockAndFreshRandomness() throws {
+        let script = #"printf '[%s]' "$@"; echo; date +%s; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n'; echo; "#
+            + #"echo "$GREETING in $(pwd) on $(hostname)"; exit 7"#
+        let arguments = ["run", "--quiet", "--env", "GREETING=hello world", "--workdir", "/tmp", "--hostname", "clone",
+                         "--", "sh", "-c", script, "zero", "two words", "it's", "$HOME", ""]
         let first = try MicroVMProcess.run(arguments, timeout: 600)
         let second = try MicroVMProcess.run(arguments, timeout: 120)
         for result in [first, second] {
             #expect(result.status == 7, "stderr: \(result.stderr)")
             #expect(result.lines.contains("[two words][it's][$HOME][]"), "output: \(result.stdout.suffix(2000))")
+            #expect(result.lines.contains("hello world in /tmp on clone"), "output: \(result.stdout.suffix(2000))")
             let clock = result.lines.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.first ?? 0
             #expect(abs(clock - Int(Date().timeIntervalSince1970)) < 120, "the guest's clock says \(clock)")
         }

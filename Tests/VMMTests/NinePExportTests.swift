@@ -139,6 +139,36 @@ struct NinePDeviceClient {
         #expect(try NineP.DirectoryEntry.decode(data).map(\.name).filter { $0 != "." && $0 != ".." } == ["only"])
     }
 
+    /// Linux mounts a virtio-9p device once: an attach with no name reaches a top whose
+    /// entries are the exports, read-only itself, each leading into its own directory.
+    @Test func anAttachWithNoNameReachesEveryExportUnderTheTop() throws {
+        var client = try NinePDeviceClient(try Virtio9P(tag: "shares", exports: try exports(), top: try SharedDirectory.empty()))
+        try client.mount()
+        guard case .attach = try client.attach(0, "") else { Issue.record("attach failed"); return }
+        #expect(try client.read(["one", "file"], from: 0, fid: 10) == "in one")
+        #expect(try client.read(["two", "file"], from: 0, fid: 11) == "in two")
+        #expect(try client.error(.walk(fid: 0, newFid: 12, names: ["three"])) == UInt32(ENOENT))
+        guard case .walk(let qids) = try client.send(.walk(fid: 0, newFid: 13, names: ["one", "..", "..", "file"])) else {
+            Issue.record("walk failed"); return
+        }
+        #expect(qids.count == 4, "the export's root is its own parent: \(qids)")
+        guard case .lopen = try client.send(.lopen(fid: 0, flags: UInt32(O_RDONLY | O_DIRECTORY))),
+              case .readdir(let data) = try client.send(.readdir(fid: 0, offset: 0, count: 4096)) else {
+            Issue.record("readdir failed"); return
+        }
+        let entries = try NineP.DirectoryEntry.decode(data)
+        #expect(entries.map(\.name) == ["one", "two"])
+        guard case .readdir(let rest) = try client.send(.readdir(fid: 0, offset: entries[0].offset, count: 4096)) else {
+            Issue.record("readdir failed"); return
+        }
+        #expect(try NineP.DirectoryEntry.decode(rest).map(\.name) == ["two"])
+        #expect(try client.error(.mkdir(directory: 0, name: "three", mode: 0o755, gid: 0)) == NineP.Errno.readOnly)
+        // Without a top, a nameless attach reaches nothing.
+        var bare = try NinePDeviceClient(try Virtio9P(tag: "shares", exports: try exports()))
+        try bare.mount()
+        #expect(try bare.error(.attach(fid: 0, authFid: NineP.noFid, user: "root", tree: "", numericUser: 0)) == UInt32(ENOENT))
+    }
+
     @Test func aReadOnlyExportRefusesWritesWhileTheOtherTakesThem() throws {
         var client = try NinePDeviceClient(try Virtio9P(tag: "shares", exports: try exports(readOnly: true)))
         try client.mount()

@@ -20,7 +20,7 @@ import Testing
         let body = text.split(separator: "\n", maxSplits: 1)[1]
         #expect(text.hasPrefix("microvm-order " + format8(body.utf8.count) + "\n"))
         #expect(text.contains("clock 1700000000 5\nentropy 00ff10\nhostname 626f78\nfile 2f6f63692f636f6e666967 610062\nscript\n"))
-        #expect(text.contains("root=/dev/vda\nrootro=1\nshares='data,logs'\ndisks=2\nnet=dhcp\nworkdir='/srv/it'\\''s'\n"))
+        #expect(text.contains("root=/dev/vda\nrootro=1\nshares='data,logs'\ndisks=2\nnet=${net:-dhcp}\nworkdir='/srv/it'\\''s'\n"))
         #expect(text.contains("set -- 'sh' '-c' 'echo '\\''quoted'\\'' \"$x\"\nnext' ''\n"))
         #expect(text.contains("order_environment() {\n    export 'A=1'\n    export 'B=two words'\n    :\n}\n"))
     }

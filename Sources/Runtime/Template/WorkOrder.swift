@@ -80,7 +80,8 @@ public struct WorkOrder: Sendable, Equatable {
         }
         if !shares.isEmpty { script += "shares=\(Self.quoted(shares.joined(separator: ",")))\n" }
         if disks > 0 { script += "disks=\(disks)\n" }
-        if network { script += "net=dhcp\n" }
+        // A `microvm.net=` word of the kernel command line (manual, say) goes first.
+        if network { script += "net=${net:-dhcp}\n" }
         if let workingDirectory { script += "workdir=\(Self.quoted(workingDirectory))\n" }
         script += "set --" + command.map { " " + Self.quoted($0) }.joined() + "\n"
         script += "order_environment() {\n"
