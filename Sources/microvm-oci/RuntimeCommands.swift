@@ -251,6 +251,7 @@ struct RuntimeCommands {
             (ContainerPlan.Annotation.initrd, .string("the initrd, with microvm's /init and oci-init, from a directory named with --allowed-images")),
             (ContainerPlan.Annotation.network, .string("passt or none")),
             (ContainerPlan.Annotation.cmdline, .string("the kernel command line")),
+            (ContainerPlan.Annotation.template, .string("false: boot instead of restoring the template of the container's machine")),
         ]
         let features = JSONValue.object([
             ("ociVersionMin", .string("1.0.0")), ("ociVersionMax", .string("1.1.0")), ("hooks", .array([])),
