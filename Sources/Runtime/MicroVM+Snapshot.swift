@@ -112,6 +112,10 @@ extension MicroVM {
     /// Writes the paused VM to `path` and `path.mem` (`SnapshotOutput`), neither of which
     /// may be a file the VM runs from. Returns the state file's size.
     func snapshot(to path: String) throws(SnapshotError) -> Int {
+        // Disks bound to a template's slots are not recorded as a snapshot's disks are (by
+        // place, size and time): a restore could not check that they are the ones the guest
+        // has cached, so such a VM is not snapshotted.
+        if disks.count > machine.devices.count(where: { $0.kind == "disk" }) { throw .boundSlots }
         // Frames and connections in flight live in the host's sockets, which a snapshot
         // cannot hold; an idle network or vsock device (a template's) is saved.
         for slot in devices.compactMap({ ($0 as? VirtioMMIOTransport)?.device }) {

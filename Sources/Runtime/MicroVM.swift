@@ -58,6 +58,8 @@ public final class MicroVM: @unchecked Sendable {
     var paused = false
     /// The run ends in a snapshot (a template's build), which the event loop's thread takes.
     var snapshotsWhenWaiting = false
+    /// A restored template's work order, handed to the guest when the run starts.
+    var pendingOrder: WorkOrder?
 
     /// Builds the VM; nothing runs until `run()`. Throws with a message naming what failed.
     public convenience init(_ configuration: VMConfiguration, profile: HostProfile = .current, events: BootEvents = BootEvents()) throws {
@@ -240,8 +242,9 @@ public final class MicroVM: @unchecked Sendable {
     public func run() -> VMExit {
         do {
             try consoleLog?.begin()
+            try sendPendingOrder()
         } catch {
-            return .vmmError(error.description)
+            return .vmmError("\(error)")
         }
         var previousMask = sigset_t()
         var blocked = sigset_t()

@@ -2,6 +2,9 @@ import Glibc
 
 /// Unix stream socket helpers for the console socket and `microvm attach`.
 public enum UnixSocket {
+    /// sun_path's size: a path must be shorter, for its NUL.
+    public static let maximumPathLength = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
+
     public enum Error: Swift.Error, Equatable, CustomStringConvertible {
         case pathTooLong(String)
         case inUse(String)
@@ -10,7 +13,7 @@ public enum UnixSocket {
 
         public var description: String {
             switch self {
-            case .pathTooLong(let path): return "socket path \(path) is longer than 107 bytes"
+            case .pathTooLong(let path): return "socket path \(path) is longer than \(UnixSocket.maximumPathLength - 1) bytes"
             case .inUse(let path): return "\(path) is in use by another microvm (a client connected to it)"
             case .exists(let path): return "\(path) exists and is not a socket; choose another path"
             case .failed(let call, let path, let errno): return "\(call) \(path): \(String(cString: strerror(errno)))"

@@ -30,21 +30,34 @@ struct VMProcess {
             let paths = try StateStore(root: arguments.root).paths(of: id)
             var (_, plan) = try RuntimeCommands.plan(bundle: bundle, allowedImages: arguments.allowedImages)
             plan.configuration.consoleLog = paths.consoleLog
-            // `pause` and `resume` reach the VM here; the jail shows only this directory of the container's.
-            guard mkdir(paths.controlDirectory, 0o700) == 0 || errno == EEXIST else {
-                throw OCIError.failed("cannot make \(paths.controlDirectory): \(String(cString: strerror(errno)))")
+            // `pause` and `resume` reach the VM here; the jail shows only this directory of the
+            // container's. A path too long for a socket (a deep --root and a long ID) leaves
+            // the container without pause, which `pause` then says.
+            if paths.controlSocket.utf8.count < UnixSocket.maximumPathLength {
+                guard mkdir(paths.controlDirectory, 0o700) == 0 || errno == EEXIST else {
+                    throw OCIError.failed("cannot make \(paths.controlDirectory): \(String(cString: strerror(errno)))")
+                }
+                plan.configuration.controlSocket = paths.controlSocket
             }
-            plan.configuration.controlSocket = paths.controlSocket
             plan.configuration.consoleLogLimit = 512 << 10  // under /run, which is RAM: half a MiB a container
             // From the template of the container's machine, unless the spec asks for a boot
             // or the VM cannot start from one; then the configuration rides on the initrd.
-            if plan.boots || plan.configuration.templateObstacle != nil {
+            func boot() throws -> MicroVM {
                 plan.configuration.appendedInitrds = [paths.configArchive]
-                vm = try MicroVM(plan.configuration)
+                return try MicroVM(plan.configuration)
+            }
+            if plan.boots || plan.configuration.templateObstacle != nil {
+                vm = try boot()
             } else {
                 let log = arguments.log
-                vm = try MicroVM.fromTemplate(plan.configuration.templateMachine, session: plan.configuration.session,
-                                              order: plan.workOrder) { log.info($0) }
+                do {
+                    vm = try MicroVM.fromTemplate(plan.configuration.templateMachine, session: plan.configuration.session,
+                                                  order: plan.workOrder) { log.info($0) }
+                } catch MicroVM.TemplateError.order(.tooLong(let length)) {
+                    // A configuration larger than a work order carries rides on the initrd instead.
+                    log.info("the work order would be \(length) bytes; booting the VM")
+                    vm = try boot()
+                }
             }
             // The jail hides the container's directory: the start FIFO is opened through it.
             fifo = String(paths.startFIFO.dropFirst(paths.directory.count + 1))

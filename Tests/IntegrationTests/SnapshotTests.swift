@@ -193,7 +193,7 @@ struct SnapshotTests {
         let cases: [(String, [UInt8], String)] = [
             ("truncated", Array(original.prefix(original.count - 100)), "checksum"),
             ("flipped", flipped, "checksum does not match"),
-            ("version", withChecksum(version), "format version 9; this microvm reads version 4"),
+            ("version", withChecksum(version), "format version 9; this microvm reads version 5"),
             ("host", withChecksum(otherHost), "CPU (CPUID) differs"),
         ]
         for (name, bytes, expected) in cases {

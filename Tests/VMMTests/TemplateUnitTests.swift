@@ -25,6 +25,18 @@ import Testing
         #expect(text.contains("order_environment() {\n    export 'A=1'\n    export 'B=two words'\n    :\n}\n"))
     }
 
+    /// Quoting works on bytes: a quote with a combining mark is one character to Swift, but
+    /// the shell sees the quote, which must be escaped like any other.
+    @Test func aQuoteFollowedByACombiningMarkIsEscaped() {
+        #expect(WorkOrder.quoted("x'\u{301}; reboot -f; #") == "'x'\\''\u{301}; reboot -f; #'")
+        #expect(WorkOrder.quoted("it's") == "'it'\\''s'")
+    }
+
+    @Test func aHostNameLongerThanLinuxTakesIsRefused() {
+        let name = String(repeating: "h", count: 65)
+        #expect(throws: WorkOrder.Error.hostname(name)) { try text(WorkOrder(hostname: name)) }
+    }
+
     @Test(arguments: ["NOEQUALS", "=value", "1A=x", "A-B=x", "A B=x"])
     func anEnvironmentWordThatIsNotAnAssignmentIsRefused(word: String) {
         #expect(throws: WorkOrder.Error.environment(word)) { try text(WorkOrder(environment: [word])) }

@@ -77,9 +77,14 @@ public enum DeviceSpec: Equatable, Sendable {
         case "vsock": self = .vsock
         case "disk": self = .disk(readOnly: try reader.bool("disk read-only"))
         case "disk-slot": self = .diskSlot
-        case "exports": self = .exports(tag: try reader.string("exports tag", limit: Virtio9P.maximumTagLength))
+        case "exports":
+            let tag = try reader.string("exports tag", limit: Virtio9P.maximumTagLength)
+            guard !tag.isEmpty else { throw .invalid(what: "exports tag") }
+            self = .exports(tag: tag)
         case "share":
-            self = .share(tag: try reader.string("share tag", limit: Virtio9P.maximumTagLength), readOnly: try reader.bool("share read-only"))
+            let tag = try reader.string("share tag", limit: Virtio9P.maximumTagLength)
+            guard !tag.isEmpty else { throw .invalid(what: "share tag") }
+            self = .share(tag: tag, readOnly: try reader.bool("share read-only"))
         case "network":
             let mac = try reader.bytes("MAC address", limit: 6)
             guard mac.count == 6 else { throw .invalid(what: "MAC address") }

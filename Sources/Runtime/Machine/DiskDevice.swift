@@ -4,6 +4,8 @@ extension MachineBuilder {
     /// The next disk: /dev/vd(a+N), backed by the session's Nth disk file.
     func attachDisk() throws {
         let index = nextDisk()
+        // A machine read from a snapshot may put its disks after its slots: refused, not indexed past the files.
+        guard index < resources.disks.count else { throw ConfigurationError.disksDiffer(machine: index + 1, session: resources.disks.count) }
         try slots.add(VirtioBlock(backend: resources.disks[index], identifier: "microvm-disk\(index)"))
     }
 

@@ -4,7 +4,7 @@ import Devices
 /// What the guest sees: its memory, vCPUs, firmware tables, kernel, command line and
 /// devices in their slots. A snapshot keeps it (with no host path: the kernel and initrds
 /// are in guest memory by then) and a restore builds the same machine again, binding a new
-/// `Session` to it. Templates are keyed by it (`TemplateKey`).
+/// `Session` to it. Templates are keyed by it (`TemplateStore.key(for:)`).
 public struct MachineSpec: Equatable, Sendable {
     /// Path of a bzImage or ELF vmlinux; empty for a restored machine.
     public var kernel: String

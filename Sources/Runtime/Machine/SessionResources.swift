@@ -11,7 +11,7 @@ struct SessionResources {
     var network: NetworkBackend?
     /// passt, when microvm started it for the network device.
     var passt: PasstProcess?
-    var vsockListener: Int32?
+    var vsockListener: ListeningSocket?
 
     /// Opens what `session` gives for `machine`'s devices. The session's disks are the
     /// machine's in number and mode (up to as many more as it has disk slots), its shares
@@ -39,7 +39,7 @@ struct SessionResources {
                                                     visibleEntries: share.visibleEntries, userIDs: share.userIDs, groupIDs: share.groupIDs)
         }
         if machine.devices.contains(where: { $0.kind == "vsock" }), let path = session.vsock {
-            vsockListener = try UnixSocket.listen(at: path)
+            vsockListener = ListeningSocket(try UnixSocket.listen(at: path))
         }
         if machine.devices.contains(where: { $0.kind == "network" }), let backend = session.network {
             switch backend {
@@ -71,5 +71,26 @@ struct SessionResources {
             }
             guard seen.insert(share.tag).inserted else { throw .duplicateShareTag(share.tag) }
         }
+    }
+}
+
+/// A listening socket's descriptor, closed with this value unless a device took it: a
+/// build that fails after opening it (a template found damaged, then made again) frees
+/// the path for the next try.
+final class ListeningSocket {
+    private var fd: Int32
+
+    init(_ fd: Int32) {
+        self.fd = fd
+    }
+
+    /// Hands the descriptor on; whoever takes it closes it.
+    func take() -> Int32 {
+        defer { fd = -1 }
+        return fd
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
     }
 }

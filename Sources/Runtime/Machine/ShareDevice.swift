@@ -15,6 +15,7 @@ extension MachineBuilder {
     /// back any fid (each goes back to its export by name).
     func attachExports(tag: String) throws {
         try slots.add(try Virtio9P(tag: tag, exports: resources.shares, top: try SharedDirectory.empty()))
-        if !resources.shares.isEmpty { needs.insert(.sharing) }
+        // Even with no share: the top answers a mount's attach and reads from a directory.
+        needs.insert(.sharing)
     }
 }

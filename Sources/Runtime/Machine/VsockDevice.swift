@@ -1,4 +1,5 @@
 import Devices
+import Glibc
 
 extension MachineBuilder {
     /// virtio-vsock with Firecracker's host side, bound to the session's socket once built:
@@ -10,7 +11,15 @@ extension MachineBuilder {
         try slots.add(device)
         deviceIO.add(device)
         guard let path = session.vsock, let listener = resources.vsockListener else { return }
-        bindings.append { try device.attach(listener: listener, connect: { port in VsockHostSocket.connect(path, port: port) }) }
+        bindings.append {
+            let fd = listener.take()
+            do {
+                try device.attach(listener: fd, connect: { port in VsockHostSocket.connect(path, port: port) })
+            } catch {
+                close(fd)
+                throw error
+            }
+        }
         needs.insert(.vsock)
     }
 }

@@ -22,6 +22,7 @@ public enum SnapshotError: Error, Equatable, CustomStringConvertible {
     case notPaused(String)
     case state(String)
     case networkDevice
+    case boundSlots
 
     public var description: String {
         switch self {
@@ -46,6 +47,8 @@ public enum SnapshotError: Error, Equatable, CustomStringConvertible {
         case .state(let reason): "cannot restore the VM: \(reason)"
         case .networkDevice:
             "the VM's network or vsock device has traffic in flight, which lives in host sockets outside a snapshot; snapshot it when idle"
+        case .boundSlots:
+            "a VM restored from a template with disks in its slots is not snapshotted: a restore could not check those disks"
         }
     }
 }

@@ -22,7 +22,7 @@ extension MicroVM {
             case .guestEnded(let how): "the template's guest ended before its /init waited for a work order (\(how)); is the initrd microvm's?"
             case .snapshot(let error): "cannot snapshot the template: \(error.description)"
             case .order(let error): error.description
-            case .orderNotTaken: "the work order does not fit the guest's console"
+            case .orderNotTaken: "the work order is more than the work-order port holds"
             }
         }
     }
@@ -58,7 +58,7 @@ extension MicroVM {
     /// Builds the template of `machine` in `store` unless it is there, under the store's
     /// lock; returns it and whether this call built it. `progress` gets one line before a
     /// build and one after it.
-    public static func template(of machine: MachineSpec, in store: TemplateStore, profile: HostProfile = .current,
+    public static func template(of machine: MachineSpec, in store: TemplateStore, seccomp: Bool = true, profile: HostProfile = .current,
                                 progress: (String) -> Void) throws -> (template: TemplateStore.Template, built: Bool) {
         try store.prepare()
         let key = TemplateStore.key(for: machine)
@@ -72,7 +72,7 @@ extension MicroVM {
                 let log = open(staging + "/boot.log", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
                 guard log >= 0 else { throw TemplateStore.Error.file(path: staging + "/boot.log", action: "create", errno: errno) }
                 defer { close(log) }
-                let session = Session(consoleOutput: log, consoleInput: false, seccomp: true)
+                let session = Session(consoleOutput: log, consoleInput: false, seccomp: seccomp)
                 let vm = try MicroVM(machine: machine, session: session, profile: profile, events: BootEvents())
                 // On a thread of its own: the event loop's seccomp filter stays with its thread,
                 // and this one goes on to publish the template.
@@ -87,7 +87,12 @@ extension MicroVM {
                 thread.join(every: 1000) {}
                 try outcome.withLock { $0 }.get()
             } catch {
+                // What the guest printed says why it never waited: its last lines go with the error.
+                let lines = Self.tail(of: staging + "/boot.log")
                 try? TemplateStore.removeTree(staging)
+                if case TemplateError.guestEnded(let how) = error, !lines.isEmpty {
+                    throw TemplateError.guestEnded(how + "; its console ended with: " + lines)
+                }
                 throw error
             }
             let seconds = Double((MonotonicClock.nanoseconds() - started) / 1_000_000) / 1000
@@ -107,6 +112,44 @@ extension MicroVM {
     public static func fromTemplate(_ machine: MachineSpec, session: Session, order: WorkOrder, store: TemplateStore = .standard,
                                     profile: HostProfile = .current, events: BootEvents = BootEvents(),
                                     progress: (String) -> Void) throws -> MicroVM {
+        // Checked now, sent when the VM runs (`run()`), with the clock of that moment: a
+        // build, or microvm-oci's wait between create and start, must not age it.
+        do throws(WorkOrder.Error) {
+            _ = try order.encoded(clock: timespec(), entropy: [])
+        } catch {
+            throw TemplateError.order(error)
+        }
+        var (template, built) = try template(of: machine, in: store, seccomp: session.seccomp, profile: profile, progress: progress)
+        let vm: MicroVM
+        do {
+            vm = try restoreTemplate(template, session: session, profile: profile, events: events)
+        } catch where !built && SnapshotError.meansDamaged(error) {
+            progress("the template \(template.key) cannot be used (\(error)); making it again")
+            try store.locked(template.key) { try store.remove(template.key) }
+            (template, built) = try Self.template(of: machine, in: store, seccomp: session.seccomp, profile: profile, progress: progress)
+            vm = try restoreTemplate(template, session: session, profile: profile, events: events)
+        }
+        guard vm.workOrder != nil else { throw TemplateError.noWorkOrderPort }
+        vm.pendingOrder = order
+        return vm
+    }
+
+    /// The last three lines of a boot's console output at `path`, joined with " | ".
+    private static func tail(of path: String) -> String {
+        guard let file = try? InputFile(path, kinds: .regular) else { return "" }
+        let size = Int(file.status.st_size)
+        let count = min(size, 4096)
+        var bytes = [UInt8](repeating: 0, count: count)
+        let read = bytes.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress, count, off_t(size - count)) }
+        let text = String(decoding: bytes.prefix(max(0, read)), as: UTF8.self)
+        return text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).suffix(3).joined(separator: " | ")
+    }
+
+    /// Hands the waiting guest its order, with the clock and entropy of now; a run calls it
+    /// before the vCPUs start.
+    func sendPendingOrder() throws(TemplateError) {
+        guard let order = pendingOrder, let port = workOrder else { return }
+        pendingOrder = nil
         var clock = timespec()
         clock_gettime(CLOCK_REALTIME, &clock)
         var entropy = [UInt8](repeating: 0, count: 64)
@@ -115,20 +158,9 @@ extension MicroVM {
         do throws(WorkOrder.Error) {
             bytes = try order.encoded(clock: clock, entropy: entropy)
         } catch {
-            throw TemplateError.order(error)
+            throw .order(error)
         }
-        var (template, built) = try template(of: machine, in: store, profile: profile, progress: progress)
-        let vm: MicroVM
-        do {
-            vm = try restoreTemplate(template, session: session, profile: profile, events: events)
-        } catch where !built && SnapshotError.meansDamaged(error) {
-            progress("the template \(template.key) cannot be used (\(error)); making it again")
-            try store.remove(template.key)
-            (template, built) = try Self.template(of: machine, in: store, profile: profile, progress: progress)
-            vm = try restoreTemplate(template, session: session, profile: profile, events: events)
-        }
-        guard let port = vm.workOrder, port.send(bytes) else { throw TemplateError.orderNotTaken }
-        return vm
+        guard port.send(bytes) else { throw .orderNotTaken }
     }
 
     private static func restoreTemplate(_ template: TemplateStore.Template, session: Session, profile: HostProfile, events: BootEvents) throws -> MicroVM {

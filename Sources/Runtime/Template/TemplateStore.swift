@@ -77,7 +77,7 @@ public struct TemplateStore: Sendable {
     /// Makes the store's directory (mode 0700) if it is missing, and refuses one that
     /// another user owns or can write: a template is trusted input (guest memory and CPU state).
     public func prepare() throws(Error) {
-        var path = ""
+        var path = directory.hasPrefix("/") ? "" : "."
         for component in directory.split(separator: "/") {
             path += "/" + component
             if mkdir(path, 0o700) != 0 && errno != EEXIST { throw .file(path: path, action: "make the directory", errno: errno) }

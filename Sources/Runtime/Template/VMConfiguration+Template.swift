@@ -10,6 +10,7 @@ extension VMConfiguration {
         if words.contains("--") || words.contains(where: { $0.hasPrefix("microvm.cmd=") }) {
             return "the kernel command line carries the command"
         }
+        if templateMachine.slotCount > VirtioSlots.capacity { return "a template's machine would need more than \(VirtioSlots.capacity) virtio slots" }
         guard let initrd, InitrdListing.contains("usr/bin/work-order", in: initrd) else {
             return "the initrd has no usr/bin/work-order for a template's /init"
         }
@@ -48,7 +49,9 @@ extension VMConfiguration {
         var root: WorkOrder.Root?
         if rootOnFirstDisk, let disk = disks.first { root = .disk(readOnly: disk.readOnly) }
         if let share = shares.first(where: { $0.tag == Share.rootTag }) { root = .share(readOnly: share.readOnly) }
-        return WorkOrder(command: command ?? [], root: root, shares: shares.map(\.tag).filter { $0 != Share.rootTag }, disks: disks.count,
-                         network: network != nil)
+        var order = WorkOrder(command: command ?? [], root: root, shares: shares.map(\.tag).filter { $0 != Share.rootTag }, disks: disks.count,
+                              network: network != nil)
+        order.readOnlyDisks = disks.indices.filter { disks[$0].readOnly }
+        return order
     }
 }

@@ -24,6 +24,9 @@ public struct WorkOrder: Sendable, Equatable {
     public var shares: [String]
     /// Disks bound to the template's slots: /init waits until the guest sees their size.
     public var disks: Int
+    /// Which of them are read-only (0 for /dev/vda): /init marks them so, since a slot's
+    /// device offered a writable disk when the template's guest probed it.
+    public var readOnlyDisks: [Int] = []
     /// Configure eth0 by DHCP.
     public var network: Bool
     /// Files the guest writes before anything else (microvm-oci's /oci/config).
@@ -48,7 +51,7 @@ public struct WorkOrder: Sendable, Equatable {
 
     public static func == (left: WorkOrder, right: WorkOrder) -> Bool {
         left.command == right.command && left.environment == right.environment && left.workingDirectory == right.workingDirectory
-            && left.hostname == right.hostname && left.root == right.root && left.shares == right.shares && left.disks == right.disks && left.network == right.network
+            && left.hostname == right.hostname && left.root == right.root && left.shares == right.shares && left.disks == right.disks && left.readOnlyDisks == right.readOnlyDisks && left.network == right.network
             && left.files.map(\.path) == right.files.map(\.path) && left.files.map(\.content) == right.files.map(\.content)
     }
 
@@ -56,12 +59,14 @@ public struct WorkOrder: Sendable, Equatable {
         case environment(String)
         case nulByte(String)
         case tooLong(Int)
+        case hostname(String)
 
         public var description: String {
             switch self {
             case .environment(let word): return "the environment word '\(word.prefix(64))' is not NAME=VALUE with a shell variable's name"
             case .nulByte(let what): return "\(what) holds a NUL byte, which no guest program can receive"
             case .tooLong(let length): return "the work order is \(length) bytes; at most \(WorkOrder.maximumLength) reach the guest"
+            case .hostname(let name): return "the host name '\(name.prefix(80))' has \(name.utf8.count) bytes; Linux takes 1 to 64"
             }
         }
     }
@@ -72,6 +77,7 @@ public struct WorkOrder: Sendable, Equatable {
         for word in command + environment + [workingDirectory, hostname].compactMap({ $0 }) where word.utf8.contains(0) {
             throw .nulByte("the word '\(word.prefix(64))'")
         }
+        if let hostname, !(1...64).contains(hostname.utf8.count) { throw .hostname(hostname) }
         var script = ""
         switch root {
         case nil: break
@@ -80,6 +86,9 @@ public struct WorkOrder: Sendable, Equatable {
         }
         if !shares.isEmpty { script += "shares=\(Self.quoted(shares.joined(separator: ",")))\n" }
         if disks > 0 { script += "disks=\(disks)\n" }
+        let letters = Array("abcdefghijklmnopqrstuvwxyz")
+        let readOnly = readOnlyDisks.filter { (0..<min(disks, letters.count)).contains($0) }.map { "vd\(letters[$0])" }
+        if !readOnly.isEmpty { script += "rodisks='\(readOnly.joined(separator: " "))'\n" }
         // A `microvm.net=` word of the kernel command line (manual, say) goes first.
         if network { script += "net=${net:-dhcp}\n" }
         if let workingDirectory { script += "workdir=\(Self.quoted(workingDirectory))\n" }
@@ -99,9 +108,16 @@ public struct WorkOrder: Sendable, Equatable {
         return Array("microvm-order \(String(repeating: "0", count: 8 - length.count))\(length)\n".utf8) + body
     }
 
-    /// The word in single quotes, which keep every byte but a quote, itself closed, escaped and reopened.
+    /// The word in single quotes, which keep every byte but a quote, itself closed, escaped
+    /// and reopened. Bytes, not characters: a quote followed by a combining mark is one
+    /// character, but the shell sees the quote.
     static func quoted(_ word: String) -> String {
-        "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+        var bytes: [UInt8] = [UInt8(ascii: "'")]
+        for byte in word.utf8 {
+            if byte == UInt8(ascii: "'") { bytes += Array("'\\''".utf8) } else { bytes.append(byte) }
+        }
+        bytes.append(UInt8(ascii: "'"))
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     static func isVariableName(_ name: Substring) -> Bool {
