@@ -18,7 +18,9 @@ struct VMGenIDTests {
         let snapshot = path("vm.snap")
 
         var answers: [String: String] = [:]
-        let booted = try MicroVMProcess.run(["run", "--console-socket", path("console"), "--api-socket", path("api")], timeout: 900) { _, _ in
+        // Booted (--no-template): a guest restored from a template has reseeded once already.
+        let booted = try MicroVMProcess.run(["run", "--no-template", "--console-socket", path("console"), "--api-socket", path("api")],
+                                            timeout: 900) { _, _ in
             guard let console = try? ConsoleClient(path: path("console")) else { return }
             guard console.wait(for: "/ # ", timeout: 600) else {
                 answers["boot"] = console.transcript
